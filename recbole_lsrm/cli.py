@@ -1,0 +1,64 @@
+"""Command line: RecBole's ``--key=value`` conventions, parsed safely (YAML literals, no eval)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from recbole_lsrm.errors import ConfigError, LSRMError
+
+USAGE = """\
+usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2|l4|l8|l12|l24|l48]
+                                  [--config_files="a.yaml b.yaml"] [--checkpoint=PATH] [--KEY=VALUE ...]
+
+Trains and tests a sequential recommender with RecBole's pipeline. --model is one of the
+plugin's models (LSRM) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
+Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAML:
+--epochs=5, --layer_dropout=[0.3,0.1], --eval_args="{split: {LS: valid_and_test}, ...}").
+--checkpoint=PATH continues a run from its checkpoint.pth (or only tests it if it finished).
+"""
+
+# Options whose value is kept as the raw string.
+_STRING_OPTIONS = ("model", "dataset", "config_files", "checkpoint", "scale")
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """``["--epochs=3", "--model=LSRM"]`` -> ``{"epochs": 3, "model": "LSRM"}``."""
+    from recbole_lsrm.config import parse_value
+
+    parsed: dict[str, Any] = {}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg or arg.startswith("--="):
+            raise ConfigError(f"cannot read argument {arg!r}: options are written --key=value (see --help)")
+        key, value = arg[2:].split("=", 1)
+        typed = value if key in _STRING_OPTIONS else parse_value(value)
+        if key in parsed and parsed[key] != typed:
+            raise ConfigError(f"--{key} is given twice with different values")
+        parsed[key] = typed
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE)
+        return 0
+    try:
+        options = parse_args(argv)
+        from recbole_lsrm.pipeline import run
+
+        config_files = options.pop("config_files", None)
+        run(
+            model=options.pop("model", None),
+            dataset=options.pop("dataset", None),
+            config_files=config_files.split() if config_files else None,
+            checkpoint_path=options.pop("checkpoint", None),
+            options=options,
+        )
+    except LSRMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,211 @@
+"""The one way configuration flows: property YAML files -> :class:`LSRMConfig` -> objects.
+
+Priority, lowest first (RecBole's order, with the plugin's files in the internal layer):
+
+1. RecBole's own property files (``overall.yaml``, its model and dataset files);
+2. the plugin's ``properties/overall.yaml``, ``properties/model/<model>.yaml``,
+   ``properties/dataset/<dataset>.yaml`` and, with ``scale``, ``properties/scale/<scale>.yaml``;
+3. the user's ``config_files``;
+4. the options given as a dict (the command line's ``--key=value``, already parsed as YAML).
+
+Unlike RecBole's Config, :class:`LSRMConfig` never reads ``sys.argv`` and never calls
+``eval``; it does not set ``CUDA_VISIBLE_DEVICES``; and it turns ``data_path`` and
+``checkpoint_dir`` into absolute paths so runs do not depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import yaml
+
+from recbole_lsrm import compat
+from recbole_lsrm.errors import ConfigError
+
+compat.numpy_aliases()
+import recbole  # noqa: E402
+from recbole.config import Config  # noqa: E402  (needs the numpy aliases on numpy 2)
+from recbole.utils import argument_list  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROPERTIES_DIR = PROJECT_ROOT / "properties"
+RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
+
+# Options of the command line itself, not RecBole config keys.
+RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "checkpoint")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML's safe loader, reading ``1e-3`` as a number the way RecBole's loader does."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str):
+    """A command-line value as a YAML literal (never eval): '0.1' -> 0.1, '[1, 2]' -> [1, 2]."""
+    try:
+        return yaml.load(text, Loader=YamlLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse value {text!r}: {err}") from err
+
+
+def read_yaml(path: Path) -> dict:
+    """Read a YAML mapping with a clear error for a missing or malformed file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}") from err
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from err
+    try:
+        data = yaml.load(text, Loader=YamlLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value lines")
+    return data
+
+
+def available_scales() -> list[str]:
+    """Scale presets shipped in ``properties/scale`` (l2 ... l48), smallest first."""
+    names = [p.stem for p in PROPERTIES_DIR.glob("scale/*.yaml")]
+    return sorted(names, key=lambda n: int(n[1:]) if n[1:].isdigit() else 10**9)
+
+
+def scale_file(scale: str) -> Path:
+    path = PROPERTIES_DIR / "scale" / f"{scale}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown scale '{scale}': choose one of {', '.join(available_scales())}")
+    return path
+
+
+def dataset_property_file(dataset: str) -> Path:
+    return PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"
+
+
+def _plugin_property_files(model: str, dataset: str, scale: str | None) -> list[Path]:
+    files = [
+        PROPERTIES_DIR / "overall.yaml",
+        PROPERTIES_DIR / "model" / f"{model}.yaml",
+        dataset_property_file(dataset),
+    ]
+    if scale is not None:
+        files.append(scale_file(scale))
+    return [f for f in files if f.is_file()]
+
+
+def known_keys(model: str, dataset: str, config_files: Iterable[str] = ()) -> set[str]:
+    """Every key some property file or RecBole's argument lists define for this run."""
+    keys = set(RUN_OPTIONS)
+    for names in (
+        argument_list.general_arguments,
+        argument_list.training_arguments,
+        argument_list.evaluation_arguments,
+        argument_list.dataset_arguments,
+    ):
+        keys.update(names)
+    # RecBole reads these without listing them anywhere.
+    keys.update({"nproc", "world_size", "offset", "ip", "port", "local_rank", "encoding"})
+    candidates = list(RECBOLE_PROPERTIES_DIR.rglob("*.yaml")) + list(PROPERTIES_DIR.rglob("*.yaml"))
+    wanted = {f"{model}.yaml", f"{dataset}.yaml", "overall.yaml", "sample.yaml"}
+    for path in candidates:
+        if path.name in wanted or path.parent.name in ("quick_start_config", "scale"):
+            keys.update(read_yaml(path))
+    for path in config_files:
+        keys.update(read_yaml(Path(path)))
+    return keys
+
+
+def check_keys(options: dict[str, Any], model: str, dataset: str, config_files: Iterable[str] = ()) -> None:
+    """Reject options no component reads (a typo would otherwise be ignored silently)."""
+    known = known_keys(model, dataset, config_files)
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown option --{key}{hint}")
+
+
+class LSRMConfig(Config):
+    """RecBole's Config with the plugin's property files and without its unsafe parts."""
+
+    def __init__(
+        self,
+        model: type,
+        dataset: str,
+        config_file_list: list[str] | None = None,
+        config_dict: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError) as err:
+            raise ConfigError(f"invalid configuration: {err}") from err
+
+    # --- RecBole pitfalls -------------------------------------------------------------
+    def compatibility_settings(self) -> None:
+        compat.numpy_aliases()
+
+    def _load_cmd_line(self) -> dict:
+        # The command line is parsed by recbole_lsrm.cli and arrives as config_dict.
+        return {}
+
+    def _load_variable_config_dict(self, config_dict: dict | None) -> dict:
+        # Values are already typed (YAML-parsed); RecBole would eval() strings here.
+        return dict(config_dict or {})
+
+    def _load_config_files(self, file_list: list[str] | None) -> dict:
+        merged: dict = {}
+        for path in file_list or []:
+            merged.update(read_yaml(Path(path)))
+        return merged
+
+    def _init_device(self) -> None:
+        if "local_rank" in self.final_config_dict:
+            raise ConfigError("distributed training (local_rank/nproc) is not supported by this version")
+        use_gpu = bool(self.final_config_dict.get("use_gpu", True))
+        cuda = use_gpu and torch.cuda.is_available()
+        self.final_config_dict["single_spec"] = True
+        self.final_config_dict["local_rank"] = 0
+        self.final_config_dict["device"] = torch.device("cuda") if cuda else torch.device("cpu")
+
+    # --- the plugin's property files --------------------------------------------------
+    def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:
+        super()._load_internal_config_dict(model, model_class, dataset)
+        scale = self.external_config_dict.get("scale")
+        if scale is not None and not getattr(model_class, "uses_scale_presets", False):
+            raise ConfigError(
+                f"--scale sets n_layers/d_model/n_heads of the plugin's transformer models; "
+                f"{model} has its own size options (see its property file)"
+            )
+        for path in _plugin_property_files(model, dataset, scale):
+            values = read_yaml(path)
+            self.internal_config_dict.update(values)
+            if path.parent.name == "dataset":
+                self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
+
+    def _set_default_parameters(self) -> None:
+        super()._set_default_parameters()
+        final = self.final_config_dict
+        final["data_path"] = os.path.abspath(final["data_path"])
+        final["checkpoint_dir"] = os.path.abspath(final["checkpoint_dir"])

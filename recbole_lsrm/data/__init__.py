@@ -1,0 +1,64 @@
+"""Datasets and dataloaders: RecBole's interfaces, the plugin's loading and windowing."""
+
+from __future__ import annotations
+
+from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
+from recbole.data.utils import create_samplers, get_dataloader
+from recbole.utils import ModelType
+
+from recbole_lsrm.config import PROPERTIES_DIR
+from recbole_lsrm.data.atomic_file import check_atomic_files
+from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.windowed_dataset import ValidatedSequentialDataset, WindowedSequentialDataset
+from recbole_lsrm.errors import ConfigError
+
+__all__ = [
+    "WindowedSequentialDataset",
+    "ValidatedSequentialDataset",
+    "create_dataset",
+    "prepare_dataloaders",
+    "target_list_field",
+    "uses_windows",
+]
+
+
+def uses_windows(model_class: type) -> bool:
+    """Models trained on every position (LSRM) read windows; RecBole's models read prefix rows."""
+    return bool(getattr(model_class, "all_position_training", False))
+
+
+def known_datasets() -> list[str]:
+    return sorted({p.stem for p in (PROPERTIES_DIR / "dataset").glob("*.yaml")} | {"ml-100k"})
+
+
+def create_dataset(config, model_class: type):
+    """Check the atomic files, then load them into the dataset class the model needs."""
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
+        raise ConfigError(f"{config['model']} is not a sequential recommender; this plugin runs sequential models")
+    check_atomic_files(
+        config["data_path"],
+        config["dataset"],
+        required=[config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["TIME_FIELD"]],
+        separator=config["field_separator"],
+        known=known_datasets(),
+    )
+    dataset_class = WindowedSequentialDataset if uses_windows(model_class) else ValidatedSequentialDataset
+    return dataset_class(config)
+
+
+def prepare_dataloaders(config, dataset, model_class: type):
+    """Split and wrap in RecBole's dataloaders (never loads pickled dataloaders from disk)."""
+    if uses_windows(model_class) and set(config["eval_args"]["mode"].values()) != {"full"}:
+        raise ConfigError("all-position training evaluates with full ranking: set eval_args mode: full")
+    built = dataset.build()
+    if uses_windows(model_class):
+        train_sampler = valid_sampler = test_sampler = None
+        train = TrainDataLoader(config, built[0], train_sampler, shuffle=config["shuffle"])
+        valid = FullSortEvalDataLoader(config, built[1], valid_sampler, shuffle=False)
+        test = FullSortEvalDataLoader(config, built[2], test_sampler, shuffle=False)
+        return train, valid, test
+    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
+    train = get_dataloader(config, "train")(config, built[0], train_sampler, shuffle=config["shuffle"])
+    valid = get_dataloader(config, "valid")(config, built[1], valid_sampler, shuffle=False)
+    test = get_dataloader(config, "test")(config, built[2], test_sampler, shuffle=False)
+    return train, valid, test

@@ -1,0 +1,6 @@
+"""Names of the fields the all-position data path adds to RecBole's interactions."""
+
+
+def target_list_field(config) -> str:
+    """The (B, T) next-item targets of a training window, e.g. ``target_item_id_list``."""
+    return "target_" + config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]

@@ -1,0 +1,167 @@
+"""All-position training data: one row per window of a user's training items.
+
+RecBole's ``SequentialDataset`` copies every prefix of every sequence into its own row
+(ml-100k: 99,057 rows for 943 users) so that each row trains one next-item prediction. A
+causal decoder predicts the next item at every position in one pass, so LSRM needs only one
+row per window of ``MAX_ITEM_LIST_LENGTH + 1`` items:
+
+    items  i0 i1 i2 i3 i4 i5 i6 i7        (a user's training part, L = 3, stride 3)
+    rows   [i4 i5 i6] -> [i5 i6 i7]       windows cut from the end of the sequence,
+           [i1 i2 i3] -> [i2 i3 i4]       neighbours share one item, so every
+           [i0]       -> [i1]             transition is a target exactly once
+
+A smaller ``window_stride`` overlaps windows more (more rows, targets seen with other
+contexts). Rows and memory grow with the number of interactions, not interactions x L.
+
+Validation and test rows are exactly RecBole's leave-one-out rows (last item test,
+second-to-last validation, with the up to L items before each as history), so full-sort
+evaluation is unchanged and comparable with RecBole's models.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import torch
+
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource, FeatureType
+
+from recbole_lsrm.data.atomic_file import AtomicFileMixin
+from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.errors import ConfigError
+
+
+class ValidatedSequentialDataset(AtomicFileMixin, SequentialDataset):
+    """RecBole's SequentialDataset (prefix rows, for RecBole's models) with validated loading."""
+
+
+def split_points(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per user, RecBole's leave-one-out split of a sequence of ``n`` items.
+
+    Returns ``(train_len, has_valid, has_test)``: the first ``train_len`` items are the
+    training part; the test target is the last item and the validation target the one
+    before, when the user has enough items (RecBole keeps at least one training row).
+    """
+    rows = np.maximum(lengths - 1, 0)  # RecBole's prefix rows per user
+    held_out = np.clip(rows - 1, 0, 2)  # leave-one-out keeps >= 1 training row
+    train_len = np.where(rows > 0, lengths - held_out, lengths)
+    return train_len, held_out >= 2, held_out >= 1
+
+
+def window_bounds(starts: np.ndarray, train_len: np.ndarray, max_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets (into the sorted interactions) of every training window.
+
+    A window has at most ``max_len + 1`` items; windows are cut from the end of each user's
+    training part, ``stride`` items apart, until one starts at the user's first item.
+    """
+    usable = train_len >= 2
+    extra = np.maximum(train_len - max_len - 1, 0)
+    n_windows = np.where(usable, 1 + -(-extra // stride), 0)  # ceil division
+    user = np.repeat(np.arange(len(train_len)), n_windows)
+    first_row = np.cumsum(n_windows) - n_windows
+    k = np.arange(len(user)) - first_row[user]  # window index from the end
+    end = starts[user] + train_len[user] - k * stride
+    start = np.maximum(starts[user], end - max_len - 1)
+    return start, end
+
+
+def _gather(values: torch.Tensor, index: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+    """``values[index]`` with zeros where ``mask`` is False: (R, T) from (N,)."""
+    out = values[torch.from_numpy(np.where(mask, index, 0))]
+    return out.masked_fill(~torch.from_numpy(mask), 0)
+
+
+class WindowedSequentialDataset(ValidatedSequentialDataset):
+    """A RecBole Dataset whose training rows are windows with the loss at every position."""
+
+    def __init__(self, config) -> None:
+        self.window_stride = config["window_stride"] or config["MAX_ITEM_LIST_LENGTH"]
+        if not isinstance(self.window_stride, int) or not 1 <= self.window_stride <= config["MAX_ITEM_LIST_LENGTH"]:
+            raise ConfigError(
+                f"window_stride must be an integer in [1, MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}], "
+                f"got {config['window_stride']!r}"
+            )
+        self.target_list_field = target_list_field(config)
+        super().__init__(config)
+
+    def _change_feat_format(self) -> None:
+        # DataFrame -> Interaction only: no prefix augmentation.
+        super(SequentialDataset, self)._change_feat_format()
+
+    def build(self) -> list:
+        """Split into [train windows, validation rows, test rows] (leave-one-out by time)."""
+        eval_args = self.config["eval_args"]
+        if eval_args["split"] != {"LS": "valid_and_test"} or eval_args["order"] != "TO":
+            raise ConfigError(
+                "all-position training uses leave-one-out by time: set eval_args "
+                "split: {LS: valid_and_test} and order: TO"
+            )
+        self._change_feat_format()
+        self._aug_presets()
+        self.set_field_property(self.target_list_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, self.max_item_list_len)
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+
+        uids = self.inter_feat[self.uid_field].numpy()
+        boundaries = np.flatnonzero(np.diff(uids)) + 1
+        starts = np.concatenate([[0], boundaries]).astype(np.int64)
+        lengths = np.diff(np.concatenate([starts, [len(uids)]])).astype(np.int64)
+        train_len, has_valid, has_test = split_points(lengths)
+
+        train = self._windows(starts, train_len)
+        valid = self._eval_rows(starts[has_valid] + lengths[has_valid] - 2)
+        test = self._eval_rows(starts[has_test] + lengths[has_test] - 1)
+        self._drop_unused_col()
+        train_dataset = self.copy(train)
+        in_train = np.arange(len(uids)) - np.repeat(starts, lengths) < np.repeat(train_len, lengths)
+        train_items = self.inter_feat[self.iid_field].numpy()[in_train]
+        train_dataset.train_item_counts = np.bincount(train_items, minlength=self.item_num)
+        return [train_dataset, self.copy(valid), self.copy(test)]
+
+    def _list_fields(self):
+        for field in self.inter_feat:
+            if field != self.uid_field:
+                yield field, getattr(self, f"{field}_list_field")
+
+    def _windows(self, starts: np.ndarray, train_len: np.ndarray) -> Interaction:
+        L = self.max_item_list_len
+        start, end = window_bounds(starts, train_len, L, self.window_stride)
+        index = start[:, None] + np.arange(L)[None, :]  # (R, L) input positions
+        length = end - start - 1  # inputs per window (= targets)
+        mask = np.arange(L)[None, :] < length[:, None]
+        rows = {
+            self.uid_field: self.inter_feat[self.uid_field][torch.from_numpy(start)],
+            self.item_list_length_field: torch.from_numpy(length),
+            self.target_list_field: _gather(self.inter_feat[self.iid_field], index + 1, mask),
+        }
+        for field, list_field in self._list_fields():
+            rows[list_field] = _gather(self.inter_feat[field], index, mask)
+        return Interaction(rows)
+
+    def _eval_rows(self, target: np.ndarray) -> Interaction:
+        """RecBole's rows: the target interaction plus lists of the up to L items before it."""
+        L = self.max_item_list_len
+        user_start = np.searchsorted(
+            self.inter_feat[self.uid_field].numpy(), self.inter_feat[self.uid_field].numpy()[target], side="left"
+        )
+        first = np.maximum(user_start, target - L)
+        length = target - first
+        index = first[:, None] + np.arange(L)[None, :]
+        mask = np.arange(L)[None, :] < length[:, None]
+        rows = self.inter_feat[torch.from_numpy(target)]
+        lists = {self.item_list_length_field: torch.from_numpy(length)}
+        for field, list_field in self._list_fields():
+            lists[list_field] = _gather(self.inter_feat[field], index, mask)
+        rows.update(Interaction(lists))
+        return rows
+
+    def counter(self, field):
+        """Training popularity: each item of the training part once, not once per row."""
+        counts = getattr(self, "train_item_counts", None)
+        if field == self.iid_field and counts is not None:
+            nonzero = np.flatnonzero(counts)
+            return Counter(dict(zip(nonzero.tolist(), counts[nonzero].tolist())))
+        return super().counter(field)

@@ -1,0 +1,170 @@
+"""LSRM: the decoder-only transformer of "Scaling Law of Large Sequential Recommendation Models".
+
+Item embedding plus learnable position embedding, pre-LayerNorm causal blocks (multi-head
+self-attention, GELU feed-forward of width 4d), a final LayerNorm, and scores over all items
+by the dot product with the (tied) item embedding. Trained on all positions: cross-entropy of
+the next item at every non-padding position of each window (SPEC 2).
+
+Reference:
+    Gaowei Zhang, Yupeng Hou, Hongyu Lu, Yu Chen, Wayne Xin Zhao, Ji-Rong Wen.
+    "Scaling Law of Large Sequential Recommendation Models." RecSys 2024.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.dropout import resolve_layer_dropout
+
+
+def non_embedding_params(n_layers: int, d_model: int) -> int:
+    """Non-embedding parameters as the paper counts them: N = 12 * n_layers * d_model^2."""
+    return 12 * n_layers * d_model * d_model
+
+
+def training_flops_per_position(n_layers: int, d_model: int, n_items: int, seq_len: int) -> int:
+    """Forward+backward FLOPs per trained position: 6 * (N + n_items * d) plus attention."""
+    attention = 6 * n_layers * seq_len * d_model  # QK^T and AV, forward and backward, causal half
+    return 6 * (non_embedding_params(n_layers, d_model) + n_items * d_model) + attention
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, h, T, dh)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN(x)), then x + FFN(LN(x)); one dropout rate for the whole layer."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.ln_ffn = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+        self.dropout = nn.Dropout(dropout)
+        self.set_dropout(dropout)
+
+    def set_dropout(self, rate: float) -> None:
+        self.dropout.p = rate
+        self.attn.dropout = rate
+
+    @property
+    def dropout_rate(self) -> float:
+        return self.dropout.p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.ln_attn(x)))
+        return x + self.dropout(self.ffn(self.ln_ffn(x)))
+
+
+class LSRM(SequentialRecommender):
+    r"""Decoder-only transformer over item IDs, trained on every position (SPEC 2)."""
+
+    input_type = InputType.POINTWISE
+    # The data path cuts each user's training items into windows, loss at every position.
+    all_position_training = True
+    # properties/scale/<scale>.yaml sets n_layers, d_model and n_heads.
+    uses_scale_presets = True
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        self.n_layers = config["n_layers"]
+        self.d_model = config["d_model"]
+        self.n_heads = config["n_heads"]
+        if self.d_model % self.n_heads != 0:
+            raise ConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        self.layer_dropout = resolve_layer_dropout(config["layer_dropout"], self.n_layers)
+        self.TARGET_SEQ = target_list_field(config)
+
+        self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
+        self.embedding_dropout = nn.Dropout()
+        self.blocks = nn.ModuleList(
+            DecoderBlock(self.d_model, self.n_heads, rate) for rate in self.layer_dropout
+        )
+        self.final_norm = nn.LayerNorm(self.d_model)
+        self.set_layer_dropout(self.layer_dropout)
+        self._init_weights(config["initializer_range"])
+
+    def _init_weights(self, std: float) -> None:
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                # GPT-2: residual projections scaled by depth keep the stream's variance steady.
+                scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith(("proj.weight", "ffn.2.weight")) else 1.0
+                nn.init.normal_(p, mean=0.0, std=std * scale)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    # --- layer-wise adaptive dropout ---------------------------------------------------
+    def set_layer_dropout(self, rates: list[float]) -> None:
+        """Set each layer's dropout rate (bottom first); the embedding uses the bottom rate."""
+        if len(rates) != self.n_layers:
+            raise ConfigError(f"expected {self.n_layers} dropout rates, got {len(rates)}")
+        self.embedding_dropout.p = rates[0]
+        for block, rate in zip(self.blocks, rates):
+            block.set_dropout(rate)
+
+    def layer_dropout_rates(self) -> list[float]:
+        return [block.dropout_rate for block in self.blocks]
+
+    # --- forward ----------------------------------------------------------------------
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Hidden states for every position: (B, T) item ids -> (B, T, d)."""
+        T = item_seq.size(1)
+        positions = torch.arange(T, device=item_seq.device)
+        x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (B, T, d)
+        x = self.embedding_dropout(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x)
+
+    def _item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores over all items, the padding id excluded: (..., d) -> (..., n_items)."""
+        logits = hidden @ self.item_embedding.weight.T
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        item_seq = interaction[self.ITEM_SEQ]  # (B, T)
+        targets = interaction[self.TARGET_SEQ]  # (B, T), 0 = padding
+        hidden = self.forward(item_seq)
+        mask = targets > 0
+        # Scores only where there is a target: B*T*n_items would be mostly padding.
+        logits = self._item_logits(hidden[mask]).float()  # (P, n_items)
+        return F.cross_entropy(logits, targets[mask])
+
+    def _last_hidden(self, interaction) -> torch.Tensor:
+        hidden = self.forward(interaction[self.ITEM_SEQ])
+        return self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
+
+    def predict(self, interaction) -> torch.Tensor:
+        hidden = self._last_hidden(interaction)
+        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        return self._item_logits(self._last_hidden(interaction)).float()  # (B, n_items)

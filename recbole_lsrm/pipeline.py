@@ -1,0 +1,167 @@
+"""One run: config -> data -> model -> LSRMTrainer -> test -> summary.json.
+
+RecBole's ``run_recbole`` only finds RecBole's own classes, so the plugin builds the same
+pipeline from RecBole's parts: its Config (as :class:`LSRMConfig`), its datasets and
+dataloaders (with the plugin's windowed dataset for LSRM), and the plugin's trainer.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+from logging import getLogger
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.config import LSRMConfig, check_keys
+from recbole_lsrm.data import create_dataset, prepare_dataloaders
+from recbole_lsrm.errors import CheckpointError, ConfigError
+from recbole_lsrm.evaluation import register_metrics
+from recbole_lsrm.logging_setup import attach_run_log, init_logging
+from recbole_lsrm.model.lsrm import non_embedding_params
+from recbole_lsrm.trainer import LSRMTrainer, checkpoint
+
+DEFAULT_MODEL = "LSRM"
+DEFAULT_DATASET = "ml-100k"
+
+EpochCallback = Callable[[int, dict], None]
+
+
+def _new_run_dir(config) -> Path:
+    """An absolute, unique folder: parallel runs (Ray trials, pytest) never collide."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{config['model']}-{config['dataset']}-{stamp}-{uuid.uuid4().hex[:6]}"
+    return Path(config["checkpoint_dir"]) / name
+
+
+def _run_info_from_checkpoint(path: str) -> dict:
+    state = checkpoint.load(path)
+    if state.get("format") != checkpoint.FORMAT or "run" not in state:
+        raise CheckpointError(f"{path} is not a recbole_lsrm checkpoint")
+    return state["run"]
+
+
+def _parameter_counts(model: torch.nn.Module, config) -> dict[str, Any]:
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(p.numel() for name, p in model.named_parameters() if "embedding" in name)
+    paper_n = (
+        non_embedding_params(config["n_layers"], config["d_model"])
+        if getattr(type(model), "uses_scale_presets", False)
+        else None
+    )
+    return {
+        "non_embedding_params": paper_n,  # the paper's N = 12 * n_layers * d_model^2
+        "non_embedding_params_counted": total - embedding,  # with biases and norms
+        "total_params": total,
+    }
+
+
+def run(
+    model: str | None = None,
+    dataset: str | None = None,
+    config_files: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    checkpoint_path: str | None = None,
+    epoch_callback: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) and test one model; returns the run summary also written as JSON.
+
+    ``options`` are config keys with typed values (``{"epochs": 3, "scale": "l4"}``).
+    With ``checkpoint_path``, the run's own model, dataset and options are read from the
+    checkpoint, ``options`` override them, and training continues in the same folder.
+    """
+    options = dict(options or {})
+    config_files = [os.path.abspath(f) for f in (config_files or [])]
+    if checkpoint_path is not None:
+        checkpoint_path = os.path.abspath(checkpoint_path)
+        info = _run_info_from_checkpoint(checkpoint_path)
+        for given, stored, what in ((model, info["model"], "model"), (dataset, info["dataset"], "dataset")):
+            if given is not None and given != stored:
+                raise ConfigError(f"--{what}={given} does not match the checkpoint's {what} {stored}")
+        model, dataset = info["model"], info["dataset"]
+        config_files = list(info["config_files"]) + config_files
+        options = {**info["options"], **options}
+    model = model or DEFAULT_MODEL
+    dataset = dataset or DEFAULT_DATASET
+
+    register_metrics()
+    model_class = get_model_class(model)
+    check_keys(options, model, dataset, config_files)
+    config = LSRMConfig(model_class, dataset, config_files, options)
+    init_logging(config["state"])
+    logger = getLogger()
+
+    from recbole.utils import init_seed, set_color
+
+    init_seed(config["seed"], config["reproducibility"])
+    data = create_dataset(config, model_class)
+    if max(config["topk"]) > data.item_num - 1:
+        raise ConfigError(f"topk {config['topk']} asks for more items than {dataset} has ({data.item_num - 1})")
+    logger.info(data)
+    train_data, valid_data, test_data = prepare_dataloaders(config, data, model_class)
+    init_seed(config["seed"], config["reproducibility"])
+    net = model_class(config, train_data.dataset).to(config["device"])
+
+    run_dir = Path(checkpoint_path).parent if checkpoint_path else _new_run_dir(config)
+    run_info = {"model": model, "dataset": dataset, "config_files": config_files, "options": options}
+    trainer = LSRMTrainer(config, net, run_dir, run_info)
+    if checkpoint_path:
+        trainer.resume_checkpoint(checkpoint_path)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    attach_run_log(run_dir)
+    logger.info(config)
+    logger.info(net)
+    counts = _parameter_counts(net, config)
+    logger.info(
+        set_color("parameters", "blue") + f": {counts['total_params']:,} total, "
+        f"{counts['non_embedding_params_counted']:,} non-embedding"
+        + (f" (paper's N = {counts['non_embedding_params']:,})" if counts["non_embedding_params"] else "")
+    )
+    logger.info(
+        set_color("training rows", "blue") + f": {len(train_data.dataset):,} per epoch, "
+        f"{len(train_data)} batches; run folder {run_dir}"
+    )
+
+    trainer.fit(
+        train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=epoch_callback
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    test_result = {k: float(v) for k, v in (test_result or {}).items()}
+    logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+
+    summary = {
+        "model": model,
+        "dataset": dataset,
+        "scale": config["scale"],
+        "n_layers": config["n_layers"],
+        "d_model": config["d_model"] if config["d_model"] is not None else config["hidden_size"],
+        "n_heads": config["n_heads"],
+        **counts,
+        "max_seq_length": config["MAX_ITEM_LIST_LENGTH"],
+        "train_rows": len(train_data.dataset),
+        "epochs": config["epochs"],
+        **trainer.training_summary(),
+        "valid_metric": config["valid_metric"],
+        "best_valid": trainer.best_valid_result,
+        "test": test_result,
+        "test_ce_loss": test_result.get("celoss"),
+        "eval_mask_history": bool(config["eval_mask_history"]),
+        "seed": config["seed"],
+        "device": str(config["device"]),
+        "run_dir": str(run_dir),
+        "checkpoint": str(trainer.checkpoint_file),
+        "best_model": str(trainer.best_model_file),
+        "options": options,
+        "config_files": config_files,
+        "history": trainer.history,
+    }
+    summary_path = run_dir / "summary.json"
+    checkpoint.save_json(summary, summary_path)
+    logger.info(set_color("summary", "green") + f": {summary_path}")
+    return summary

@@ -1,0 +1,395 @@
+"""LSRMTrainer: RecBole's Trainer with the paper's training procedure (III-B).
+
+- Switching optimizer (Algorithm 1): Adam(W) until the validation metric has not improved
+  for ``switch_patience`` evaluations (or until ``switch_epoch``), then restore the best
+  weights and continue with SGD until RecBole's early stopping ends the run.
+- Layer-wise adaptive dropout and its schedule: each epoch starts by setting every layer's
+  rate from ``layer_dropout`` and ``dropout_schedule``.
+- Warm-up + cosine learning rate per step, weight decay on matrices only.
+- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device.
+- Checkpoints with model, optimizer, schedule, phase, epoch and RNG states: a killed run
+  resumes to the same result. Evaluation adds the held-out item's CE loss and, with
+  ``eval_mask_history``, masks the input items out of the ranking.
+
+It trains any RecBole sequential model: models without layer-wise dropout skip that step,
+and with ``optimizer_switch: False`` and ``lr_scheduler: constant`` it is RecBole's recipe.
+"""
+
+from __future__ import annotations
+
+import math
+from logging import getLogger
+from pathlib import Path
+from time import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn.utils import clip_grad_norm_
+from tqdm import tqdm
+
+from recbole.evaluator import Evaluator
+from recbole.trainer import Trainer
+from recbole.trainer.trainer import AbstractTrainer
+from recbole.utils import WandbLogger, calculate_valid_score, dict2str, early_stopping, set_color
+
+from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.errors import CheckpointError, ConfigError
+from recbole_lsrm.evaluation import LSRMCollector
+from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
+from recbole_lsrm.trainer import checkpoint
+from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
+
+EpochCallback = Callable[[int, dict], None]
+
+
+def _plain(result: dict | None) -> dict | None:
+    return None if result is None else {k: float(v) for k, v in result.items()}
+
+
+class LSRMTrainer(Trainer):
+    def __init__(self, config, model, run_dir: str | Path, run_info: dict[str, Any]) -> None:
+        AbstractTrainer.__init__(self, config, model)
+        self.logger = getLogger()
+        self.wandblogger = WandbLogger(config)
+        self.run_dir = Path(run_dir)
+        self.run_info = run_info  # how to rebuild this run's config: stored in checkpoints
+        self.checkpoint_file = self.run_dir / "checkpoint.pth"
+        self.best_model_file = self.run_dir / "best_model.pth"
+        self.saved_model_file = str(self.best_model_file)
+
+        self.epochs = config["epochs"]
+        self.eval_step = min(config["eval_step"], self.epochs)
+        self.stopping_step = config["stopping_step"]
+        self.clip_grad_norm = config["clip_grad_norm"]
+        self.valid_metric = config["valid_metric"].lower()
+        self.valid_metric_bigger = config["valid_metric_bigger"]
+        self.test_batch_size = config["eval_batch_size"]
+        self.device = config["device"]
+        self.gpu_available = self.device.type == "cuda"
+        self.learner = str(config["learner"]).lower()
+        self.learning_rate = config["learning_rate"]
+        self.weight_decay = config["weight_decay"]
+        self.optimizer_switch = bool(config["optimizer_switch"])
+        self.switch_patience = config["switch_patience"]
+        self.switch_epoch_setting = config["switch_epoch"]
+        self.sgd_lr = config["sgd_lr"]
+        self.sgd_momentum = config["sgd_momentum"]
+        self.lr_scheduler = config["lr_scheduler"]
+        self.warmup_steps = config["warmup_steps"]
+        self.min_lr_ratio = config["min_lr_ratio"]
+        self.dropout_schedule = config["dropout_schedule"]
+        self.dropout_schedule_epochs = config["dropout_schedule_epochs"]
+        self.eval_mask_history = bool(config["eval_mask_history"])
+        self.use_bf16 = bool(config["bf16"]) and self.gpu_available
+        self.item_seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
+        self.target_field = target_list_field(config)
+        self._check_options(config)
+
+        self.start_epoch = 0
+        self.cur_step = 0
+        self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
+        self.best_valid_result = None
+        self.best_epoch = None
+        self.phase = "adam"
+        self.switch_epoch = None  # first epoch trained with SGD
+        self.history: list[dict] = []
+        self.train_time = 0.0
+        self.train_positions = 0
+        self.finished = False
+        self.optimizer = build_adam(model, self.learner, self.learning_rate, self.weight_decay)
+        self.scheduler = None
+        self._train_generator = None
+        self._pending = None  # scheduler and RNG state of a resumed run, applied in fit()
+
+        self.eval_type = config["eval_type"]
+        self.eval_collector = LSRMCollector(config)
+        self.evaluator = Evaluator(config)
+        self.item_tensor = None
+        self.tot_item_num = None
+
+    # --- options ----------------------------------------------------------------------
+    def _check_options(self, config) -> None:
+        def positive_int(key: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+        positive_int("epochs", self.epochs)
+        positive_int("switch_patience", self.switch_patience)
+        if self.switch_epoch_setting is not None:
+            positive_int("switch_epoch", self.switch_epoch_setting)
+            if self.switch_epoch_setting >= self.epochs:
+                raise ConfigError(f"switch_epoch={self.switch_epoch_setting} leaves no SGD epoch within epochs={self.epochs}")
+        if not (isinstance(self.sgd_lr, (int, float)) and self.sgd_lr > 0):
+            raise ConfigError(f"sgd_lr must be a positive number, got {self.sgd_lr!r}")
+        if not (isinstance(self.sgd_momentum, (int, float)) and 0 <= self.sgd_momentum < 1):
+            raise ConfigError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}")
+        check_schedule(self.dropout_schedule, self.dropout_schedule_epochs)
+        name, _, k = self.valid_metric.partition("@")
+        metrics = [m.lower() for m in config["metrics"]]
+        if name not in metrics or (k and int(k) not in config["topk"]):
+            raise ConfigError(
+                f"valid_metric {config['valid_metric']} is not computed: metrics are {config['metrics']} "
+                f"with topk {config['topk']}"
+            )
+
+    # --- training ---------------------------------------------------------------------
+    def _build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:
+        if self.phase == "adam":
+            total, warmup = self.epochs * steps_per_epoch, self.warmup_steps
+        else:
+            total, warmup = (self.epochs - self.switch_epoch) * steps_per_epoch, 0
+        return WarmupCosine(self.optimizer, self.lr_scheduler, warmup, total, self.min_lr_ratio)
+
+    def _apply_dropout_schedule(self, epoch: int) -> None:
+        model = self.model
+        if hasattr(model, "set_layer_dropout"):
+            model.set_layer_dropout(
+                rates_for_epoch(model.layer_dropout, self.dropout_schedule, epoch, self.dropout_schedule_epochs)
+            )
+
+    def _positions(self, interaction) -> int:
+        """Trained next-item predictions in a batch: every target of a window, or one per row."""
+        if self.target_field in interaction:
+            return int((interaction[self.target_field] > 0).sum())
+        return len(interaction)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self.model.train()
+        loss_func = loss_func or self.model.calculate_loss
+        total_loss, batches, positions = 0.0, 0, 0
+        iter_data = (
+            tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
+            if show_progress
+            else train_data
+        )
+        for interaction in iter_data:
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                losses = loss_func(interaction)
+            loss = sum(losses) if isinstance(losses, tuple) else losses
+            self._check_nan(loss)
+            loss.backward()
+            if self.clip_grad_norm:
+                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += loss.item()
+            batches += 1
+            positions += self._positions(interaction)
+            if show_progress:
+                lr = self.optimizer.param_groups[0]["lr"]
+                iter_data.set_postfix_str(f"loss={total_loss / batches:.4f} lr={lr:.2e}")
+        return total_loss / max(batches, 1), positions
+
+    def _should_switch(self, epoch: int) -> bool:
+        if not self.optimizer_switch or self.phase != "adam" or epoch + 1 >= self.epochs:
+            return False
+        if self.switch_epoch_setting is not None:
+            return epoch + 1 >= self.switch_epoch_setting
+        return self.cur_step >= self.switch_patience
+
+    def _switch_to_sgd(self, epoch: int, steps_per_epoch: int) -> None:
+        """Algorithm 1, line 5: Adam has converged; go on from its best weights with SGD."""
+        if self.best_model_file.exists():
+            self._load_weights(self.best_model_file)
+        self.phase = "sgd"
+        self.switch_epoch = epoch + 1
+        self.cur_step = 0
+        self.optimizer = build_sgd(self.model, self.sgd_lr, self.sgd_momentum, self.weight_decay)
+        self.scheduler = self._build_scheduler(steps_per_epoch)
+        self.logger.info(
+            set_color("Switching optimizer", "yellow")
+            + f": Adam converged (best {self.valid_metric} {self.best_valid_score:.4f} at epoch {self.best_epoch}); "
+            f"restored those weights, SGD (lr={self.sgd_lr}, momentum={self.sgd_momentum}) from epoch {self.switch_epoch}"
+        )
+
+    def fit(
+        self,
+        train_data,
+        valid_data=None,
+        verbose: bool = True,
+        saved: bool = True,
+        show_progress: bool = False,
+        callback_fn: EpochCallback | None = None,
+    ):
+        """Train until ``epochs`` or early stopping; returns (best valid score, best valid result)."""
+        self.eval_collector.data_collect(train_data)
+        self._train_generator = train_data.generator  # batch order: saved with every checkpoint
+        steps_per_epoch = len(train_data)
+        self.scheduler = self._build_scheduler(steps_per_epoch)
+        if self._pending is not None:
+            self.scheduler.load_state_dict(self._pending["scheduler"])
+            # A new scheduler sets its step-0 rate; put back the rate the run had reached.
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr
+            checkpoint.restore_rng(self._pending["rng"], train_data.generator)
+            self._pending = None
+        if self.finished:
+            return self.best_valid_score, self.best_valid_result
+
+        for epoch in range(self.start_epoch, self.epochs):
+            self._apply_dropout_schedule(epoch)
+            start = time()
+            train_loss, positions = self._train_epoch(train_data, epoch, show_progress=show_progress)
+            elapsed = time() - start
+            self.train_time += elapsed
+            self.train_positions += positions
+            record = {
+                "epoch": epoch,
+                "phase": self.phase,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                "train_time_s": elapsed,
+            }
+            if verbose:
+                self.logger.info(self._generate_train_loss_output(epoch, start, start + elapsed, train_loss))
+
+            stop = False
+            if valid_data and (epoch + 1) % self.eval_step == 0:
+                start = time()
+                valid_score, valid_result = self._valid_epoch(valid_data, show_progress=show_progress)
+                self.best_valid_score, self.cur_step, stop, improved = early_stopping(
+                    valid_score, self.best_valid_score, self.cur_step,
+                    max_step=self.stopping_step, bigger=self.valid_metric_bigger,
+                )
+                record.update(valid_score=valid_score, valid=_plain(valid_result))
+                if verbose:
+                    self.logger.info(
+                        set_color(f"epoch {epoch} evaluating", "green")
+                        + f" [{set_color('time', 'blue')}: {time() - start:.2f}s, "
+                        + f"{set_color('valid_score', 'blue')}: {valid_score:f}]"
+                    )
+                    self.logger.info(set_color("valid result", "blue") + ": \n" + dict2str(valid_result))
+                if improved:
+                    self.best_valid_result = _plain(valid_result)
+                    self.best_epoch = epoch
+                    if saved:
+                        self._save_best(epoch)
+                if self._should_switch(epoch):
+                    self._switch_to_sgd(epoch, steps_per_epoch)
+                    stop = False
+                elif self.optimizer_switch and self.phase == "adam" and self.switch_epoch_setting is None:
+                    stop = False  # Adam's convergence ends in a switch, not a stop
+            elif not valid_data:
+                self.best_epoch = epoch
+                if saved:
+                    self._save_best(epoch)
+
+            self.history.append(record)
+            self.finished = stop or epoch + 1 == self.epochs
+            if saved:
+                self._save_checkpoint(epoch)
+            if callback_fn is not None:
+                callback_fn(epoch, record)
+            if stop:
+                if verbose:
+                    self.logger.info(f"Finished training, best eval result in epoch {self.best_epoch}")
+                break
+        return self.best_valid_score, self.best_valid_result
+
+    # --- evaluation -------------------------------------------------------------------
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, history_index, positive_u, positive_i = batched_data
+        interaction = interaction.to(self.device)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            scores = self.model.full_sort_predict(interaction)
+        scores = scores.view(-1, self.tot_item_num).float()
+        scores[:, 0] = -np.inf
+        # The scaling-law measure: CE of the held-out item over all items, before masking.
+        self.eval_collector.ce_collect(scores, positive_i.to(self.device))
+        if history_index is not None:
+            scores[history_index] = -np.inf
+        if self.eval_mask_history:
+            scores.scatter_(1, interaction[self.item_seq_field], -np.inf)  # HSTU/Dross protocol
+        return interaction, scores, positive_u, positive_i
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not eval_data:
+            return None
+        if load_best_model:
+            self._load_weights(Path(model_file) if model_file else self.best_model_file)
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    # --- checkpoints ------------------------------------------------------------------
+    def _load_weights(self, path: Path) -> None:
+        state = checkpoint.load(path)
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as err:
+            raise CheckpointError(f"{path} does not fit this model: {err}") from err
+
+    def _save_best(self, epoch: int) -> None:
+        checkpoint.save(
+            {"format": checkpoint.FORMAT, "kind": "best_model", "epoch": epoch, "run": self.run_info,
+             "model": self.model.state_dict()},
+            self.best_model_file,
+        )
+
+    def _save_checkpoint(self, epoch, verbose=False, **kwargs) -> None:
+        state = {
+            "format": checkpoint.FORMAT,
+            "kind": "training_state",
+            "run": self.run_info,
+            "epoch": epoch,
+            "finished": self.finished,
+            "phase": self.phase,
+            "switch_epoch": self.switch_epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": self.best_valid_result,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "train_time": self.train_time,
+            "train_positions": self.train_positions,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": checkpoint.rng_state(self._train_generator),
+        }
+        checkpoint.save(state, self.checkpoint_file)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {self.checkpoint_file}")
+
+    def resume_checkpoint(self, resume_file) -> None:
+        """Restore a training state written by ``_save_checkpoint``; fit() then continues it."""
+        state = checkpoint.load(resume_file)
+        if state.get("format") != checkpoint.FORMAT or state.get("kind") != "training_state":
+            raise CheckpointError(f"{resume_file} is not a recbole_lsrm training checkpoint")
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{resume_file} does not fit this model: {err}") from err
+        self.phase = state["phase"]
+        self.switch_epoch = state["switch_epoch"]
+        if self.phase == "sgd":
+            self.optimizer = build_sgd(self.model, self.sgd_lr, self.sgd_momentum, self.weight_decay)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch = state["epoch"] + 1
+        self.finished = state["finished"]
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.best_valid_result = state["best_valid_result"]
+        self.best_epoch = state["best_epoch"]
+        self.history = list(state["history"])
+        self.train_time = state["train_time"]
+        self.train_positions = state["train_positions"]
+        self._pending = {"scheduler": state["scheduler"], "rng": state["rng"]}
+        self.logger.info(
+            set_color("Resuming", "yellow") + f" {resume_file}: epoch {self.start_epoch}, phase {self.phase}"
+            + (" (training had finished)" if self.finished else "")
+        )
+
+    # --- summary ----------------------------------------------------------------------
+    def training_summary(self) -> dict[str, Any]:
+        return {
+            "epochs_run": len(self.history),
+            "best_epoch": self.best_epoch,
+            "switch_epoch": self.switch_epoch,
+            "final_phase": self.phase,
+            "train_time_s": round(self.train_time, 3),
+            "train_positions": self.train_positions,
+            "train_tokens_per_s": round(self.train_positions / self.train_time, 1) if self.train_time > 0 else math.nan,
+        }

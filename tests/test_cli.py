@@ -1,0 +1,127 @@
+"""The command line: RecBole's --key=value conventions and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recbole_lsrm.cli import main, parse_args
+from recbole_lsrm.errors import ConfigError
+
+from conftest import write_inter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_values_are_yaml_literals_not_eval():
+    parsed = parse_args(["--epochs=3", "--learning_rate=1e-3", "--layer_dropout=[0.3, 0.1]",
+                         "--eval_mask_history=true", "--dataset=ml-100k", "--valid_metric=NDCG@10",
+                         "--note=__import__('os').getcwd()"])
+    assert parsed["epochs"] == 3 and parsed["learning_rate"] == 0.001
+    assert parsed["layer_dropout"] == [0.3, 0.1] and parsed["eval_mask_history"] is True
+    assert parsed["dataset"] == "ml-100k" and parsed["valid_metric"] == "NDCG@10"
+    assert parsed["note"] == "__import__('os').getcwd()"  # a string, never evaluated
+    with pytest.raises(ConfigError, match="--key=value"):
+        parse_args(["epochs=3"])
+    with pytest.raises(ConfigError, match="twice"):
+        parse_args(["--epochs=3", "--epochs=4"])
+
+
+def _bad_run(capsys, saved: Path, *args: str) -> str:
+    code = main([f"--checkpoint_dir={saved}", "--show_progress=False", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not saved.exists(), "a failed run must not write anything"
+    return err
+
+
+def test_unknown_dataset(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=no-such-data", f"--data_path={tmp_path}")
+    assert "unknown dataset 'no-such-data'" in err and "Known datasets" in err
+
+
+def test_missing_files_of_a_known_dataset(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=ml-20m", f"--data_path={tmp_path}")
+    assert "atomic file not found" in err and str(tmp_path / "ml-20m" / "ml-20m.inter") in err
+    assert "Nothing is downloaded" in err
+
+
+def test_inter_file_without_timestamp(capsys, tmp_path):
+    write_inter(tmp_path / "nots" / "nots.inter", [("u1", "i1"), ("u1", "i2")], header="user_id:token\titem_id:token")
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=nots", f"--data_path={tmp_path}")
+    assert "missing column(s) timestamp" in err and "nots.inter, line 1" in err
+
+
+def test_non_numeric_timestamps(capsys, tmp_path):
+    rows = [("u1", "i1", 10), ("u1", "i2", 20), ("u1", "i3", "yesterday"), ("u1", "i4", 40)]
+    write_inter(tmp_path / "badts" / "badts.inter", rows)
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=badts", f"--data_path={tmp_path}")
+    assert "badts.inter, line 4: column 'timestamp' must be numeric, got 'yesterday'" in err
+
+
+def test_wrong_separator(capsys, tmp_path):
+    path = tmp_path / "csv" / "csv.inter"
+    path.parent.mkdir(parents=True)
+    path.write_text("user_id:token,item_id:token,timestamp:float\nu1,i1,1\n")
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=csv", f"--data_path={tmp_path}")
+    assert "separator" in err
+
+
+def test_unknown_scale(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--scale=l3")
+    assert "unknown scale 'l3'" in err and "l2, l4, l8, l12, l24, l48" in err
+
+
+def test_layer_dropout_of_the_wrong_length(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--n_layers=4", "--layer_dropout=[0.3,0.2,0.1]")
+    assert "layer_dropout has 3 rates but the model has n_layers=4" in err
+
+
+def test_unknown_option_suggests_the_right_one(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--n_layer=4")
+    assert "unknown option --n_layer (did you mean --n_layers?)" in err
+
+
+def test_unknown_model(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--model=NoSuchRec")
+    assert "unknown model 'NoSuchRec'" in err
+
+
+def test_topk_larger_than_the_catalogue(capsys, tmp_path, tiny_dataset):
+    err = _bad_run(capsys, tmp_path / "saved", "--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--topk=[10,50]")
+    assert "topk [10, 50] asks for more items than cyclic has (30)" in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", f"--config_files={tmp_path / 'absent.yaml'}")
+    assert "config file not found" in err
+
+
+def test_script_exits_non_zero_with_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_recbole_lsrm.py"), "--dataset=nowhere", f"--data_path={tmp_path}",
+         f"--checkpoint_dir={tmp_path / 'saved'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: unknown dataset 'nowhere'")
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_scales_module_prints_table_iv():
+    result = subprocess.run([sys.executable, "-m", "recbole_lsrm.scales"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0
+    assert "829,440,000" in result.stdout and "98,304" in result.stdout
+
+
+def test_config_files_and_overrides(tmp_path, tiny_dataset):
+    from recbole_lsrm.pipeline import run
+
+    config = tmp_path / "small.yaml"
+    config.write_text("n_layers: 1\nd_model: 8\nn_heads: 1\nepochs: 1\nshow_progress: False\nstate: WARNING\n")
+    summary = run("LSRM", "cyclic", config_files=[str(config)], options={**tiny_dataset, "d_model": 12, "n_heads": 2})
+    assert summary["d_model"] == 12 and summary["n_layers"] == 1 and summary["epochs_run"] == 1

@@ -1,0 +1,106 @@
+"""All-position training rows: windows cut from the end, RecBole's evaluation rows unchanged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.config import LSRMConfig
+from recbole_lsrm.data import create_dataset, prepare_dataloaders
+from recbole_lsrm.data.windowed_dataset import split_points, window_bounds
+
+from conftest import write_inter
+
+
+def build(model: str, dataset: str, options: dict):
+    model_class = get_model_class(model)
+    config = LSRMConfig(model_class, dataset, [], {"state": "WARNING", "show_progress": False, **options})
+    data = create_dataset(config, model_class)
+    return prepare_dataloaders(config, data, model_class)
+
+
+def test_split_points_follow_recbole_leave_one_out():
+    train_len, has_valid, has_test = split_points(np.array([9, 4, 3, 2, 1]))
+    assert train_len.tolist() == [7, 2, 2, 2, 1]
+    assert has_valid.tolist() == [True, True, False, False, False]
+    assert has_test.tolist() == [True, True, True, False, False]
+
+
+def test_window_bounds_cover_every_transition_once():
+    start, end = window_bounds(np.array([0, 100]), np.array([7, 12]), max_len=3, stride=3)
+    assert list(zip(start.tolist(), end.tolist())) == [(3, 7), (0, 4), (108, 112), (105, 109), (102, 106), (100, 103)]
+    targets = np.concatenate([np.arange(s + 1, e) for s, e in zip(start, end)])
+    assert sorted(targets.tolist()) == list(range(1, 7)) + list(range(101, 112))
+
+
+def test_window_rows_on_hand_made_sequences(tmp_path):
+    rows = [("A", f"a{t}", t) for t in range(9)] + [("B", f"b{t}", t) for t in range(3)]
+    rows += [("C", "c0", 0), ("C", "c1", 1), ("D", "d0", 0)]
+    write_inter(tmp_path / "hand" / "hand.inter", rows)
+    train, valid, test = build("LSRM", "hand", {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 3})
+    ds = train.dataset
+
+    def tokens(field, ids):
+        return [ds.id2token(field, i) if i else "-" for i in ids]
+
+    got = sorted(
+        (ds.id2token("user_id", int(u)), tokens("item_id", x.tolist()), tokens("item_id", y.tolist()), int(n))
+        for u, x, y, n in zip(
+            ds.inter_feat["user_id"], ds.inter_feat["item_id_list"],
+            ds.inter_feat["target_item_id_list"], ds.inter_feat["item_length"],
+        )
+    )
+    assert got == [
+        ("A", ["a0", "a1", "a2"], ["a1", "a2", "a3"], 3),
+        ("A", ["a3", "a4", "a5"], ["a4", "a5", "a6"], 3),
+        ("B", ["b0", "-", "-"], ["b1", "-", "-"], 1),
+        ("C", ["c0", "-", "-"], ["c1", "-", "-"], 1),
+    ]
+    v = valid.dataset.inter_feat
+    assert tokens("item_id", v["item_id_list"][0].tolist()) == ["a4", "a5", "a6"]
+    assert tokens("item_id", [int(v["item_id"][0])]) == ["a7"]
+    assert len(valid.dataset) == 1
+    t = test.dataset.inter_feat
+    got_test = sorted(
+        (ds.id2token("user_id", int(u)), tokens("item_id", x.tolist()), tokens("item_id", [int(y)])[0])
+        for u, x, y in zip(t["user_id"], t["item_id_list"], t["item_id"])
+    )
+    assert got_test == [("A", ["a5", "a6", "a7"], "a8"), ("B", ["b0", "b1", "-"], "b2")]
+    # Training popularity counts each training item once.
+    counts = ds.item_counter
+    assert counts[ds.token2id("item_id", "a0")] == 1 and counts[ds.token2id("item_id", "a6")] == 1
+    assert ds.token2id("item_id", "a7") not in counts
+
+
+def test_smaller_stride_overlaps_windows(tmp_path):
+    write_inter(tmp_path / "s" / "s.inter", [("A", f"a{t}", t) for t in range(12)])
+    train, _, _ = build("LSRM", "s", {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 4, "window_stride": 2})
+    assert sorted(train.dataset.inter_feat["item_length"].tolist()) == [3, 4, 4, 4]  # 10 training items
+    with pytest.raises(Exception, match="window_stride"):
+        build("LSRM", "s", {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 4, "window_stride": 9})
+
+
+def test_ml100k_has_one_row_per_window_and_recboles_eval_rows():
+    train, valid, test = build("LSRM", "ml-100k", {})
+    L = 50
+    inter = train.dataset.inter_feat
+    lengths = np.bincount(test.dataset.inter_feat["user_id"].numpy())  # every ml-100k user has a test row
+    n_users = int((lengths > 0).sum())
+    assert n_users == 943
+    rows = len(train.dataset)
+    # About users x ceil(len / (L + 1)) rows, not one row per prefix (99,057).
+    assert 943 <= rows < 3_000
+    targets = int((inter["target_item_id_list"] > 0).sum())
+    assert targets == 100_000 - 2 * 943 - 943  # every training transition once
+
+    ref_train, ref_valid, ref_test = build("SASRec", "ml-100k", {})
+    assert len(ref_train.dataset) == 99_057 - 2 * 943
+    for ours, ref in ((valid, ref_valid), (test, ref_test)):
+        a, b = ours.dataset.inter_feat, ref.dataset.inter_feat
+        order_a, order_b = np.argsort(a["user_id"].numpy()), np.argsort(b["user_id"].numpy())
+        for field in ("user_id", "item_id", "item_length", "item_id_list"):
+            assert torch.equal(a[field][order_a], b[field][order_b]), field
