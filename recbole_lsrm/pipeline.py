@@ -28,7 +28,7 @@ from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 DEFAULT_MODEL = "LSRM"
 DEFAULT_DATASET = "ml-100k"
 
-EpochCallback = Callable[[int, dict], None]
+EpochCallback = Callable[[int, dict], "bool | None"]  # return True to stop training
 
 
 def _new_run_dir(config) -> Path:

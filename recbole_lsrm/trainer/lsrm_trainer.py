@@ -40,7 +40,8 @@ from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
 from recbole_lsrm.trainer import checkpoint
 from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
 
-EpochCallback = Callable[[int, dict], None]
+# Called after each epoch with (epoch, record); returning True stops training there.
+EpochCallback = Callable[[int, dict], "bool | None"]
 
 
 def _plain(result: dict | None) -> dict | None:
@@ -281,8 +282,11 @@ class LSRMTrainer(Trainer):
             self.finished = stop or epoch + 1 == self.epochs
             if saved:
                 self._save_checkpoint(epoch)
-            if callback_fn is not None:
-                callback_fn(epoch, record)
+            if callback_fn is not None and callback_fn(epoch, record):
+                stop = True  # the caller asked to stop (a time budget, a tuner's scheduler)
+                self.finished = True
+                if saved:
+                    self._save_checkpoint(epoch)
             if stop:
                 if verbose:
                     self.logger.info(f"Finished training, best eval result in epoch {self.best_epoch}")
