@@ -6,6 +6,7 @@ Importing the package registers the plugin's metrics (CELoss, Coverage) with Rec
 from recbole_lsrm import compat
 
 compat.numpy_aliases()
+compat.quiet_recbole_warnings()
 
 from recbole_lsrm.evaluation import register_metrics  # noqa: E402
 from recbole_lsrm.model import LSRM  # noqa: E402

@@ -7,6 +7,8 @@ Each function names the pitfall it fixes (see SPEC section 8):
 - ``get_model_class``: RecBole's ``get_model`` only knows RecBole's models, and importing its
   model package turns on ``torch.autograd.set_detect_anomaly(True)`` (sine.py), which slows
   training by half; we look up plugin models first and switch anomaly detection off again.
+- ``quiet_recbole_warnings``: RecBole's ``fillna(inplace=True)`` makes pandas print a
+  FutureWarning per float column on every load (harmless with pandas<3, which we pin).
 - ``safe_torch_load``: RecBole pickles its Config into checkpoints; ours hold plain state and
   are always read with ``weights_only=True``.
 - The ``sys.argv`` parsing with ``eval``, the NCCL-only device set-up and the cwd-relative
@@ -17,6 +19,7 @@ Each function names the pitfall it fixes (see SPEC section 8):
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,6 +44,11 @@ def numpy_aliases() -> None:
     for alias, target in _NUMPY_ALIASES.items():
         if alias not in np.__dict__:
             setattr(np, alias, getattr(np, target))
+
+
+def quiet_recbole_warnings() -> None:
+    """Hide pandas' chained-assignment FutureWarnings raised inside RecBole's dataset code."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.")
 
 
 def plugin_models() -> dict[str, type]:
