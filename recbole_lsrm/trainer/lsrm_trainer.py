@@ -268,11 +268,10 @@ class LSRMTrainer(Trainer):
                     self.best_epoch = epoch
                     if saved:
                         self._save_best(epoch)
-                if self._should_switch(epoch):
-                    self._switch_to_sgd(epoch, steps_per_epoch)
-                    stop = False
-                elif self.optimizer_switch and self.phase == "adam" and self.switch_epoch_setting is None:
-                    stop = False  # Adam's convergence ends in a switch, not a stop
+                if self.optimizer_switch and self.phase == "adam":
+                    stop = False  # with switching on, the Adam phase ends in a switch, not a stop
+                    if self._should_switch(epoch):
+                        self._switch_to_sgd(epoch, steps_per_epoch)
             elif not valid_data:
                 self.best_epoch = epoch
                 if saved:
