@@ -9,13 +9,16 @@ from recbole_lsrm.errors import ConfigError, LSRMError
 
 USAGE = """\
 usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2|l4|l8|l12|l24|l48]
-                                  [--config_files="a.yaml b.yaml"] [--checkpoint=PATH] [--KEY=VALUE ...]
+                                  [--config_files="a.yaml b.yaml"] [--checkpoint=PATH] [--tasks=all]
+                                  [--KEY=VALUE ...]
 
 Trains and tests a sequential recommender with RecBole's pipeline. --model is one of the
 plugin's models (LSRM) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
 Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAML:
 --epochs=5, --layer_dropout=[0.3,0.1], --eval_args="{split: {LS: valid_and_test}, ...}").
 --checkpoint=PATH continues a run from its checkpoint.pth (or only tests it if it finished).
+--tasks=longtail,coldstart,crossdomain,robustness,trajectory (or all) runs the challenge
+tasks after the test and writes tasks.json and a PNG per task into the run folder.
 """
 
 # Options whose value is kept as the raw string.

@@ -23,6 +23,7 @@ from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
 from recbole_lsrm.model.lsrm import non_embedding_params
+from recbole_lsrm.tasks import TaskContext, resolve_task_settings, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 
 DEFAULT_MODEL = "LSRM"
@@ -92,6 +93,10 @@ def run(
     model_class = get_model_class(model)
     check_keys(options, model, dataset, config_files)
     config = LSRMConfig(model_class, dataset, config_files, options)
+    task_names = resolve_task_settings(config)
+    # Stored with the run: a checkpoint must be tested on the split it was trained on.
+    options["cold_start_users"] = config["cold_start_users"]
+    options["trajectory_holdout"] = config["trajectory_holdout"]
     init_logging(config["state"])
     logger = getLogger()
 
@@ -135,6 +140,11 @@ def run(
     logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
 
+    tasks_file = None
+    if task_names:
+        run_tasks(TaskContext(config, trainer, data, train_data.dataset, test_data.dataset), run_dir)
+        tasks_file = str(run_dir / "tasks.json")
+
     summary = {
         "model": model,
         "dataset": dataset,
@@ -159,6 +169,7 @@ def run(
         "best_model": str(trainer.best_model_file),
         "options": options,
         "config_files": config_files,
+        "tasks_file": tasks_file,
         "history": trainer.history,
     }
     summary_path = run_dir / "summary.json"

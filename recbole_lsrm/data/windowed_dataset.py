@@ -31,11 +31,16 @@ from recbole.utils import FeatureSource, FeatureType
 
 from recbole_lsrm.data.atomic_file import AtomicFileMixin
 from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.task_split import TaskHoldOutMixin, user_spans
 from recbole_lsrm.errors import ConfigError
 
 
-class ValidatedSequentialDataset(AtomicFileMixin, SequentialDataset):
+class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDataset):
     """RecBole's SequentialDataset (prefix rows, for RecBole's models) with validated loading."""
+
+    def data_augmentation(self) -> None:
+        self._hold_out_for_tasks()
+        super().data_augmentation()
 
 
 def split_points(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,7 +73,7 @@ def window_bounds(starts: np.ndarray, train_len: np.ndarray, max_len: int, strid
     return start, end
 
 
-def _gather(values: torch.Tensor, index: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+def gather_padded(values: torch.Tensor, index: np.ndarray, mask: np.ndarray) -> torch.Tensor:
     """``values[index]`` with zeros where ``mask`` is False: (R, T) from (N,)."""
     out = values[torch.from_numpy(np.where(mask, index, 0))]
     return out.masked_fill(~torch.from_numpy(mask), 0)
@@ -103,12 +108,10 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self._aug_presets()
         self.set_field_property(self.target_list_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, self.max_item_list_len)
         self._check_field("uid_field", "time_field")
-        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        self._hold_out_for_tasks()
 
         uids = self.inter_feat[self.uid_field].numpy()
-        boundaries = np.flatnonzero(np.diff(uids)) + 1
-        starts = np.concatenate([[0], boundaries]).astype(np.int64)
-        lengths = np.diff(np.concatenate([starts, [len(uids)]])).astype(np.int64)
+        starts, lengths = user_spans(uids)
         train_len, has_valid, has_test = split_points(lengths)
 
         train = self._windows(starts, train_len)
@@ -135,10 +138,10 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         rows = {
             self.uid_field: self.inter_feat[self.uid_field][torch.from_numpy(start)],
             self.item_list_length_field: torch.from_numpy(length),
-            self.target_list_field: _gather(self.inter_feat[self.iid_field], index + 1, mask),
+            self.target_list_field: gather_padded(self.inter_feat[self.iid_field], index + 1, mask),
         }
         for field, list_field in self._list_fields():
-            rows[list_field] = _gather(self.inter_feat[field], index, mask)
+            rows[list_field] = gather_padded(self.inter_feat[field], index, mask)
         return Interaction(rows)
 
     def _eval_rows(self, target: np.ndarray) -> Interaction:
@@ -154,7 +157,7 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         rows = self.inter_feat[torch.from_numpy(target)]
         lists = {self.item_list_length_field: torch.from_numpy(length)}
         for field, list_field in self._list_fields():
-            lists[list_field] = _gather(self.inter_feat[field], index, mask)
+            lists[list_field] = gather_padded(self.inter_feat[field], index, mask)
         rows.update(Interaction(lists))
         return rows
 

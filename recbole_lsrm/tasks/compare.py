@@ -1,0 +1,86 @@
+"""Several runs' task results side by side, with each run's ratio to the smallest model."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.tasks.report import format_table, save_plot
+
+
+def key_figures(task: str, result: dict) -> dict[str, float]:
+    """The numbers the paper compares across model sizes, by a readable key."""
+    if task == "longtail":
+        return {f"{g} NDCG@10": m.get("ndcg@10", float("nan")) for g, m in result["groups"].items()}
+    if task == "coldstart":
+        return {f"k={k} NDCG@10": m["ndcg@10"] for k, m in result["by_input_length"].items()}
+    if task == "crossdomain":
+        return {f"{c} NDCG@10": m.get("ndcg@10", float("nan")) for c, m in result["classes"].items()}
+    if task == "robustness":
+        return {
+            f"{r['kind']}{' consec.' if r['consecutive'] else ''} p={r['p']} NDCG@10 drop %": r["drop_percent"]["ndcg@10"]
+            for r in result["perturbed"]
+        }
+    if task == "trajectory":
+        return {f"TR@{k}": v for k, v in result["tr"].items()}
+    return {}
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    summary_path, tasks_path = run_dir / "summary.json", run_dir / "tasks.json"
+    for path in (summary_path, tasks_path):
+        if not path.is_file():
+            raise LSRMError(f"{path} not found: compare needs run folders whose runs used --tasks")
+    summary = json.loads(summary_path.read_text())
+    size = summary.get("non_embedding_params") or summary.get("non_embedding_params_counted") or 0
+    label = summary["model"] + (f" {summary['scale']}" if summary.get("scale") else f" L{summary.get('n_layers')} d{summary.get('d_model')}")
+    return {"label": label, "size": size, "tasks": json.loads(tasks_path.read_text()), "dir": str(run_dir)}
+
+
+def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
+    from recbole_lsrm.trainer.checkpoint import save_json
+
+    runs = sorted((load_run(Path(d)) for d in run_dirs), key=lambda r: r["size"])
+    labels = [r["label"] for r in runs]
+    if len(set(labels)) < len(labels):
+        labels = [f"{r['label']} ({Path(r['dir']).name[-6:]})" for r in runs]
+    tasks = [t for t in ("longtail", "coldstart", "crossdomain", "robustness", "trajectory") if any(t in r["tasks"] for r in runs)]
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for task in tasks:
+        figures = {label: key_figures(task, run["tasks"][task]) for label, run in zip(labels, runs) if task in run["tasks"]}
+        table[task] = figures
+        keys = list(next(iter(figures.values())))
+        header = ["", *figures] + [f"{label} / {labels[0]}" for label in list(figures)[1:]]
+        rows = [header]
+        base = figures.get(labels[0], {})
+        for key in keys:
+            values = [figures[label].get(key, float("nan")) for label in figures]
+            ratios = [(v / base[key]) if base.get(key) else float("nan") for v in values[1:]]
+            rows.append([key, *values, *ratios])
+        print(f"\n{task} (runs ordered by size; ratios to the smallest)\n" + format_table(rows))
+
+    out_dir = Path(out) if out else Path("saved") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_json({"runs": [{"label": l, "dir": r["dir"], "size": r["size"]} for l, r in zip(labels, runs)], "tasks": table},
+              out_dir / "compare.json")
+
+    def draw(axes) -> None:
+        for ax, task in zip(axes.ravel(), tasks):
+            figures = table[task]
+            keys = list(next(iter(figures.values())))
+            width = 0.8 / len(figures)
+            for i, (label, values) in enumerate(figures.items()):
+                ax.bar([x + i * width for x in range(len(keys))], [values.get(k, 0.0) for k in keys], width, label=label)
+            ax.set_xticks([x + 0.4 - width / 2 for x in range(len(keys))], [k.replace(" NDCG@10", "") for k in keys],
+                          rotation=45 if len(keys) > 6 else 0, ha="right" if len(keys) > 6 else "center", fontsize=8)
+            ax.set_title(task + (" (NDCG@10 drop %)" if task == "robustness" else " (TR@k)" if task == "trajectory" else " (NDCG@10)"))
+            ax.legend(fontsize=8)
+        for ax in axes.ravel()[len(tasks):]:
+            ax.axis("off")
+
+    save_plot(draw, out_dir / "compare.png", ncols=min(2, len(tasks)), nrows=(len(tasks) + 1) // 2)
+    print(f"\ncomparison: {out_dir / 'compare.json'}, {out_dir / 'compare.png'}")
+    return table
