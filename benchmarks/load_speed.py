@@ -26,6 +26,11 @@ from pathlib import Path
 SYNTHETIC = "synthetic-ml-20m"
 
 
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
+
+
 def worker(path: str, data_path: str, name: str) -> None:
     """Load ``name`` through one path and print a JSON line with time, rows and peak memory."""
     import recbole_lsrm  # noqa: F401  (numpy aliases, metric registry)
@@ -51,7 +56,8 @@ def worker(path: str, data_path: str, name: str) -> None:
         train, valid, test = data_preparation(config, dataset)
     elapsed = time.time() - start
     print(json.dumps({
-        "path": path, "dataset": name, "seconds": elapsed, "interactions": int(dataset.inter_num),
+        "path": path, "dataset": name, "seconds": elapsed,
+        "interactions": count_lines(Path(data_path) / name / f"{name}.inter") - 1,
         "train_rows": len(train.dataset), "valid_rows": len(valid.dataset), "test_rows": len(test.dataset),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }))
