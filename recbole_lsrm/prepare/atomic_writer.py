@@ -12,6 +12,7 @@ exact form (``4``, ``3.5``, ``1427784002``); RecBole reads them all as floats or
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -49,33 +50,44 @@ class AtomicTable:
 def _arrow_table(table: AtomicTable) -> pa.Table:
     columns = {}
     for field in table.types:
-        column = pa.array(table.frame[field].to_numpy() if not isinstance(
-            table.frame[field].dtype, pd.CategoricalDtype) else table.frame[field].array, from_pandas=True)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(pa.string())
+        series = table.frame[field]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            # Dictionary-encoded in pyarrow; decoded to plain strings in C++, not in Python.
+            column = pa.array(series.array).cast(pa.string())
+        else:
+            column = pa.array(series.to_numpy(), from_pandas=True)
         columns[field] = column
     return pa.table(columns)
 
 
-def write_atomic_file(table: AtomicTable, path: Path) -> None:
-    """Write one atomic file through a temporary file in its folder (the folder must exist)."""
+def _format_into(table: AtomicTable, path: str) -> None:
+    """Write the header line and the rows of ``table`` to ``path`` (no atomicity here)."""
     arrow = _arrow_table(table)
     options = pa_csv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-
-    def write(tmp: str) -> None:
-        with pa.output_stream(tmp) as sink:
+    try:
+        with pa.output_stream(path) as sink:
             # pyarrow quotes header names, RecBole would keep the quotes: write it ourselves.
             sink.write((table.header() + "\n").encode("utf-8"))
             writer = pa_csv.CSVWriter(sink, arrow.schema, write_options=options)
             for start in range(0, arrow.num_rows, WRITE_BATCH_ROWS):
                 writer.write_table(arrow.slice(start, WRITE_BATCH_ROWS))
             writer.close()
-
-    try:
-        atomic_write(path, write)
     except pa.ArrowInvalid as err:
-        # Only reachable for a value with a tab or line break, which readers reject earlier.
-        raise DatasetError(f"{path}: cannot write a value as a tab-separated field: {err}") from err
+        # Only reachable for a value with a tab or line break, which the readers reject earlier.
+        raise DatasetError(f"cannot write a value as a tab-separated field: {err}") from err
+    # mkstemp makes the file private (0600); a dataset gets the usual mode for new files.
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic_file(table: AtomicTable, path: Path) -> None:
+    """Write one atomic file through a temporary file in its folder (the folder must exist)."""
+    atomic_write(Path(path), lambda tmp: _format_into(table, tmp))
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -97,22 +109,21 @@ def write_dataset(folder: Path, name: str, tables: Mapping[str, AtomicTable]) ->
     folder = Path(folder)
     created = _missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.{suffix}" for suffix in tables]
+    suffixes = list(tables)
+    paths = [folder / f"{name}.{suffix}" for suffix in suffixes]
 
     def write_from(index: int) -> None:
-        # Nested atomic writes: file i's rename happens after every later file is complete.
+        # Nested atomic writes: file i is renamed into place only after files i+1... are.
         if index == len(paths):
             return
-        suffix = list(tables)[index]
-        with step(f"writing {paths[index]} ({len(tables[suffix]):,} rows)"):
-            arrow_done = {"ok": False}
+        table = tables[suffixes[index]]
 
-            def write_rest_then_self(tmp: str) -> None:
-                write_atomic_file(tables[suffix], Path(tmp))
-                arrow_done["ok"] = True
-                write_from(index + 1)
+        def write(tmp: str) -> None:
+            with step(f"writing {paths[index]} ({len(table):,} rows)"):
+                _format_into(table, tmp)
+            write_from(index + 1)
 
-            atomic_write(paths[index], write_rest_then_self)
+        atomic_write(paths[index], write)
 
     try:
         write_from(0)

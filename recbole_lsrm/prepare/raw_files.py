@@ -58,7 +58,9 @@ class RawSource:
             raise DatasetError(f"{self.path}: is a folder, expected a file")
         try:
             if self.member:
-                return zipfile.ZipFile(self.path).open(self.member)
+                with zipfile.ZipFile(self.path) as archive:
+                    # The member stream keeps the archive's file open until it is closed itself.
+                    return archive.open(self.member)
             if self.path.suffix == ".gz":
                 return gzip.open(self.path, "rb")
             return open(self.path, "rb")
@@ -90,8 +92,12 @@ def _read(stream: BinaryIO, size: int, source: RawSource) -> bytes:
         raise DatasetError(f"{source}: cannot read: {err}") from err
 
 
-def iter_blocks(source: RawSource, block_size: int = BLOCK_SIZE) -> Iterator[Block]:
-    """Yield the file as consecutive blocks of whole lines (the last one may lack its newline)."""
+def iter_blocks(source: RawSource, block_size: int | None = None) -> Iterator[Block]:
+    """Yield the file as consecutive blocks of whole lines (the last one may lack its newline).
+
+    ``block_size`` (bytes read at a time) defaults to :data:`BLOCK_SIZE`.
+    """
+    block_size = block_size or BLOCK_SIZE
     stream = source.open()
     with stream, byte_bar(f"reading {source.name}", source.size()) as bar:
         pending = b""
