@@ -1,7 +1,9 @@
 """The plugin's models, by the name users type with ``--model``."""
 
+from recbole_lsrm.model.fmlp_rec import FMLPRec
+from recbole_lsrm.model.hstu import HSTU
 from recbole_lsrm.model.lsrm import LSRM
 
-MODELS = {"LSRM": LSRM}
+MODELS = {"LSRM": LSRM, "HSTU": HSTU, "FMLPRec": FMLPRec}
 
-__all__ = ["LSRM", "MODELS"]
+__all__ = ["FMLPRec", "HSTU", "LSRM", "MODELS"]

@@ -24,6 +24,7 @@ from recbole.utils import InputType
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.dropout import resolve_layer_dropout
+from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
 
 
 def non_embedding_params(n_layers: int, d_model: int) -> int:
@@ -145,18 +146,12 @@ class LSRM(SequentialRecommender):
 
     def _item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores over all items, the padding id excluded: (..., d) -> (..., n_items)."""
-        logits = hidden @ self.item_embedding.weight.T
-        logits[..., 0] = float("-inf")
-        return logits
+        return tied_item_logits(hidden, self.item_embedding.weight)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         item_seq = interaction[self.ITEM_SEQ]  # (B, T)
         targets = interaction[self.TARGET_SEQ]  # (B, T), 0 = padding
-        hidden = self.forward(item_seq)
-        mask = targets > 0
-        # Scores only where there is a target: B*T*n_items would be mostly padding.
-        logits = self._item_logits(hidden[mask]).float()  # (P, n_items)
-        return F.cross_entropy(logits, targets[mask])
+        return all_position_ce_loss(self.forward(item_seq), targets, self.item_embedding.weight)
 
     def _last_hidden(self, interaction) -> torch.Tensor:
         hidden = self.forward(interaction[self.ITEM_SEQ])
