@@ -1,0 +1,42 @@
+"""``python -m recbole_lsrm.sweep ...``: run a scaling sweep (see ``--help``)."""
+
+from __future__ import annotations
+
+import sys
+
+from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.sweep.plan import USAGE, build_plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 all trials finished, 1 some failed, 2 bad input, 130 interrupted."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE)
+        return 0
+    try:
+        plan = build_plan(argv)
+        from recbole_lsrm.sweep.runner import run_sweep
+
+        outcome = run_sweep(plan)
+    except LSRMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue (finished trials are skipped)", file=sys.stderr)
+        return 130
+    if outcome.interrupted:
+        print("interrupted: run the same command again to continue (finished trials are skipped)", file=sys.stderr)
+        return 130
+    if outcome.failed:
+        print(
+            f"error: {len(outcome.failed)} trial(s) failed; run the same command again to retry them "
+            "(finished trials are skipped)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Running a sweep with Ray Tune: the pending trials, progress lines, then results and report.
+
+Ray is imported inside :func:`run_sweep` only. Locally, a Ray instance is started on this
+machine and trials run in parallel as its CPUs and GPUs allow; with ``address`` the same
+trials go to an existing cluster (every node needs recbole_lsrm installed and the data at
+the same absolute path). Trials that finished in an earlier run of the sweep are not given
+to Tune at all; interrupted ones resume from their last epoch's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.sweep.plan import SweepPlan, TrialSpec
+from recbole_lsrm.sweep.results import (
+    check_sweep_record,
+    finished_keys,
+    gather,
+    last_error,
+    unfinished_checkpoint,
+    write_results_csv,
+)
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: trials run now, skipped as finished, failed (with their errors)."""
+
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    results: Path | None = None
+    report: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
+
+
+def describe(plan: SweepPlan, done: set[str], stream: TextIO | None = None) -> None:
+    """Print the plan: one line per trial with its size, N, data, seed, epochs and status."""
+    stream = stream or sys.stdout
+    rows = [("trial", "size", "N", "dataset", "seed", "epochs", "status")]
+    for t in plan.trials:
+        status = "finished" if t.key in done else "resume" if unfinished_checkpoint(t.trial_dir) else "to run"
+        rows.append((
+            t.key, t.size, f"{t.planned_N:,}" if t.planned_N else "counted", t.dataset, str(t.seed),
+            str(t.planned_epochs or "-"), status,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)), file=stream)
+
+
+class _QuietTrialFailures(logging.Filter):
+    """Drop Tune's own lines about failed trials: the progress callback reports each failure
+    once, with the plugin's message (or the full traceback for an unexpected error)."""
+
+    _PREFIXES = ("Trial task failed for trial", "Trials did not complete", "Failed to read the results for")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("ray.tune") and str(record.msg).startswith(self._PREFIXES))
+
+
+def _progress_callback_class():
+    """A Tune callback printing one line per trial event (defined lazily: it subclasses Ray's)."""
+    from ray import tune
+
+    class SweepProgress(tune.Callback):
+        def __init__(self, specs: dict[str, TrialSpec], stream: TextIO) -> None:
+            self.specs = specs
+            self.stream = stream
+            self.start = time.time()
+            self.started = 0
+            self.finished = 0
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its callbacks with the experiment state; a stream does not pickle.
+            return {**self.__dict__, "stream": None}
+
+        def _say(self, text: str) -> None:
+            print(f"[{_clock(time.time() - self.start)}] {text}", file=self.stream or sys.stdout, flush=True)
+
+        def _key(self, trial) -> str:
+            return trial.config["trial"]["key"]
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            self.started += 1
+            spec = self.specs[self._key(trial)]
+            resumed = " (resuming its last checkpoint)" if unfinished_checkpoint(spec.trial_dir) else ""
+            self._say(f"{spec.key} started{resumed} ({self.started}/{len(self.specs)})")
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            spec = self.specs[self._key(trial)]
+            if result.get("trial_finished"):
+                ndcg = result.get("test_ndcg@10")
+                self._say(
+                    f"{spec.key} tested: test CE {_fmt(result.get('test_ce_loss'))}"
+                    + (f", NDCG@10 {_fmt(ndcg)}" if ndcg is not None else "")
+                    + f"  ({result.get('run_dir')})"
+                )
+                return
+            total = f"/{spec.planned_epochs}" if spec.planned_epochs else ""
+            took = result.get("time_this_iter_s")  # Tune's time since the trial's last report
+            self._say(
+                f"{spec.key} epoch {result.get('epoch')}{total}: train loss {_fmt(result.get('train_loss'))}, "
+                f"valid CE {_fmt(result.get('valid_celoss'))} [{result.get('phase', '')}"
+                + (f", {took:.0f}s" if isinstance(took, (int, float)) else "") + "]"
+            )
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.finished += 1
+            self._say(f"{self._key(trial)} finished ({self.finished}/{len(self.specs)} done)")
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            spec = self.specs[self._key(trial)]
+            error = last_error(spec.trial_dir) or f"no message; see the run.log under {spec.trial_dir}"
+            if error.startswith("Traceback"):  # not a plugin error: show where it came from
+                self._say(f"{spec.key} FAILED:\n" + "\n".join("    " + line for line in error.splitlines()))
+            else:
+                self._say(f"{spec.key} FAILED: {error}")
+
+    return SweepProgress
+
+
+def _ray_config_classes():
+    """RunConfig and FailureConfig from wherever this ray keeps them (air on 2.6.3)."""
+    from ray import tune
+
+    if hasattr(tune, "RunConfig"):
+        return tune.RunConfig, tune.FailureConfig
+    try:
+        from ray.train import FailureConfig, RunConfig
+
+        return RunConfig, FailureConfig
+    except ImportError:
+        from ray.air import FailureConfig, RunConfig
+
+        return RunConfig, FailureConfig
+
+
+def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO) -> bool:
+    """Give the pending trials to Tune; returns True if the sweep was interrupted."""
+    import ray
+    from ray import tune
+
+    from recbole_lsrm.sweep.trainable import train_trial
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": plan.verbose, "logging_level": logging.WARNING}
+        if plan.address is not None:
+            kwargs["address"] = plan.address
+        elif plan.num_cpus is not None:
+            kwargs["num_cpus"] = plan.num_cpus
+        kwargs.update(ray_init or {})
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = f"the Ray cluster at {plan.address}" if plan.address else "a local Ray instance"
+            raise ConfigError(f"cannot start or reach {where}: {err}") from None
+    try:
+        total = ray.cluster_resources()
+        cpus, gpus_total = float(total.get("CPU", 0)), float(total.get("GPU", 0))
+        gpus = plan.gpus_per_trial if plan.gpus_per_trial is not None else (1.0 if gpus_total >= 1 else 0.0)
+        if plan.cpus_per_trial > cpus:
+            raise ConfigError(f"each trial asks for {plan.cpus_per_trial:g} CPUs, Ray has {cpus:g}: lower --cpus-per-trial")
+        if gpus > gpus_total:
+            raise ConfigError(f"each trial asks for {gpus:g} GPUs, Ray has {gpus_total:g}: lower --gpus-per-trial")
+        at_once = math.floor(cpus / plan.cpus_per_trial)
+        if gpus > 0:
+            at_once = min(at_once, math.floor(gpus_total / gpus))
+        if plan.max_concurrent:
+            at_once = min(at_once, plan.max_concurrent)
+        where = f"cluster at {plan.address}" if plan.address else "local"
+        print(
+            f"Ray ({where}): {cpus:g} CPUs, {gpus_total:g} GPUs; each trial {plan.cpus_per_trial:g} CPUs, "
+            f"{gpus:g} GPUs -> {min(at_once, len(pending))} trial(s) at a time",
+            file=stream, flush=True,
+        )
+
+        specs = {t.key: t for t in pending}
+        RunConfig, FailureConfig = _ray_config_classes()
+        tuner = tune.Tuner(
+            tune.with_resources(train_trial, {"cpu": plan.cpus_per_trial, "gpu": gpus}),
+            param_space={
+                "trial": tune.grid_search([t.to_dict() for t in pending]),
+                "threads": max(1, int(plan.cpus_per_trial)),
+            },
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=plan.max_concurrent,
+                trial_name_creator=lambda trial: trial.config["trial"]["key"],
+                trial_dirname_creator=lambda trial: trial.config["trial"]["key"],
+            ),
+            run_config=RunConfig(
+                name=f"tune-{datetime.now():%Y%m%d-%H%M%S}",
+                storage_path=str(plan.out / "ray"),
+                callbacks=[_progress_callback_class()(specs, stream)],
+                failure_config=FailureConfig(max_failures=0),
+                verbose=0,  # the callback prints the progress; Tune's tables would repeat it
+            ),
+        )
+        quiet = _QuietTrialFailures()
+        handlers = logging.getLogger("ray").handlers + logging.getLogger().handlers
+        for handler in handlers:
+            handler.addFilter(quiet)
+        # Ctrl+C should stop the sweep at once: Tune's own handler would instead end the run
+        # quietly and suggest Tuner.restore, while our restart is simply the same command
+        # (every trial has a checkpoint per epoch).
+        previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            return True
+        finally:
+            for handler in handlers:
+                handler.removeFilter(quiet)
+            if previous is None:
+                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+            else:
+                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
+        return False
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: TextIO | None = None) -> SweepOutcome:
+    """Run the plan's unfinished trials, then write results.csv and the scaling report.
+
+    ``ray_init`` adds keyword arguments to ``ray.init`` (tests pass ``num_cpus``); a Ray
+    instance already running in this process is used as it is and left running.
+    """
+    from recbole_lsrm.scaling.report import write_report
+
+    stream = stream or sys.stdout  # looked up now: pytest and others swap sys.stdout
+    check_sweep_record(plan.out, plan.fingerprint(), write=not plan.dry_run)
+    done = finished_keys(plan.out)
+    pending = [t for t in plan.trials if t.key not in done]
+    outcome = SweepOutcome(skipped=[t.key for t in plan.trials if t.key in done])
+    print(
+        f"sweep {plan.model} on {plan.dataset}: {len(plan.trials)} trials, {len(outcome.skipped)} finished earlier, "
+        f"{len(pending)} to run\nfolder {plan.out}",
+        file=stream, flush=True,
+    )
+    describe(plan, done, stream)
+    if plan.dry_run:
+        return outcome
+
+    start = time.time()
+    if pending:
+        outcome.interrupted = _run_tune(plan, pending, ray_init, stream)
+    done = finished_keys(plan.out)
+    outcome.ran = [t.key for t in pending if t.key in done]
+    outcome.failed = {
+        t.key: last_error(t.trial_dir) or ("interrupted" if outcome.interrupted else "no result (see its run.log)")
+        for t in pending if t.key not in done
+    }
+    rows = gather(plan.out)
+    if rows:
+        outcome.results = write_results_csv(plan.out, rows)
+        report = write_report(outcome.results, plan.out, predict=plan.predict)
+        outcome.report = report.markdown
+        outcome.notes = report.notes
+    print(
+        f"sweep {'interrupted after' if outcome.interrupted else 'done in'} {_clock(time.time() - start)}: "
+        f"{len(outcome.ran)} run, {len(outcome.skipped)} skipped (finished earlier), "
+        f"{len(outcome.failed)} {'unfinished' if outcome.interrupted else 'failed'}",
+        file=stream, flush=True,
+    )
+    for key, error in outcome.failed.items():
+        lines = error.splitlines() or [""]
+        print(f"  {key}: {lines[-1] if lines[0].startswith('Traceback') else lines[0]}", file=stream)
+    for note in outcome.notes:
+        print(f"  note: {note}", file=stream)
+    if outcome.results:
+        print(f"results: {outcome.results}\nreport:  {outcome.report}", file=stream, flush=True)
+    return outcome

@@ -1,0 +1,214 @@
+"""Sweeps: planning and bad input (no Ray), one small Ray Tune sweep end to end, restarts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, cyclic_sequences, write_inter
+from recbole_lsrm.errors import ConfigError, DatasetError
+from recbole_lsrm.pipeline import run
+from recbole_lsrm.sweep import runner
+from recbole_lsrm.sweep.__main__ import main as sweep_main
+from recbole_lsrm.sweep.plan import build_plan, subset_dataset
+from recbole_lsrm.sweep.results import RESULTS_FILE, read_trial_record
+
+# TINY without the size keys the sweep sets itself, as --key=value arguments.
+TRIAL_OPTIONS = {k: v for k, v in TINY.items() if k not in ("n_layers", "epochs")} | {"epochs": 1}
+
+
+def argv(tiny_dataset: dict, out: Path, *extra: str, **options) -> list[str]:
+    """The sweep's command line on the tiny dataset; an option given as None is left out."""
+    values = {**TRIAL_OPTIONS, **{k: v for k, v in tiny_dataset.items() if k != "checkpoint_dir"}, **options}
+    return ["--dataset=cyclic", f"--out={out}", *extra] + [
+        f"--{k}={json.dumps(v)}" for k, v in values.items() if v is not None
+    ]
+
+
+# --- planning (no Ray) ---------------------------------------------------------------------------
+def test_subset_names_follow_the_converter():
+    assert subset_dataset("ml-20m", 0.1) == "ml-20m-10"
+    assert subset_dataset("ml-20m", 0.5) == "ml-20m-50"
+    assert subset_dataset("ml-20m", 1.0) == "ml-20m"
+
+
+def test_plan_crosses_sizes_fractions_and_seeds(tiny_dataset, tmp_path):
+    write_inter(Path(tiny_dataset["data_path"]) / "cyclic-50" / "cyclic-50.inter", cyclic_sequences(n_users=30))
+    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1,2", "--fractions=0.5,1", "--seeds=0,1"))
+    assert [t.key for t in plan.trials] == [
+        "nl1-f50-s0", "nl1-f50-s1", "nl1-f100-s0", "nl1-f100-s1",
+        "nl2-f50-s0", "nl2-f50-s1", "nl2-f100-s0", "nl2-f100-s1",
+    ]
+    trial = plan.trials[0]
+    assert trial.dataset == "cyclic-50" and trial.base_dataset == "cyclic" and trial.fraction == 0.5
+    assert trial.options["n_layers"] == 1 and trial.options["seed"] == 0
+    # absolute per-trial folders: Ray runs trials elsewhere
+    assert trial.options["checkpoint_dir"] == str((tmp_path / "sweep" / "trials" / "nl1-f50-s0").resolve())
+    assert Path(trial.options["data_path"]).is_absolute()
+    assert trial.planned_N == 12 * 1 * 16 * 16 and trial.planned_epochs == 1
+
+
+def test_shape_study_plan_shares_the_table_iv_trial(tiny_dataset, tmp_path):
+    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--scales=l2,l8", "--shapes=l8",
+                           d_model=None, n_heads=None))
+    by_size = {t.size: t for t in plan.trials}
+    assert list(by_size) == ["l2", "l8", "L32-d64", "L2-d256"]
+    assert by_size["l8"].reference_shape and by_size["l8"].shape_group == "l8"
+    assert by_size["l2"].shape_group is None
+    deep = by_size["L32-d64"]
+    assert (deep.options["n_layers"], deep.options["d_model"], deep.options["n_heads"]) == (32, 64, 2)
+    assert {t.planned_N for t in plan.trials if t.shape_group} == {1_572_864}
+
+
+def test_other_models_sweep_layers_and_count_their_parameters(tiny_dataset, tmp_path):
+    plan = build_plan(["--model=SASRec", "--dataset=cyclic", "--n-layers=1,2", f"--out={tmp_path}",
+                       f"--data_path={tiny_dataset['data_path']}", "--MAX_ITEM_LIST_LENGTH=10"])
+    assert [t.size for t in plan.trials] == ["nl1", "nl2"] and plan.trials[0].planned_N is None
+
+
+@pytest.mark.parametrize(
+    "extra, options, message",
+    [
+        ([], {}, "give the sizes to sweep"),
+        (["--scales=l2,l5"], {"d_model": None}, "unknown scale 'l5'"),
+        (["--scales=l2"], {}, "--d_model is set by the sweep (--scales)"),
+        (["--n-layers=1", "--n_layers=3"], {}, "--n_layers is set by the sweep (--n-layers)"),
+        (["--n-layers=1", "--seeds=0", "--seed=3"], {}, "--seed is set by the sweep (--seeds)"),
+        (["--n-layers=1", "--epoch=3"], {}, "unknown option --epoch (did you mean --epochs?)"),
+        (["--n-layers=1", "--cpus_per_trial=1"], {}, "did you mean --cpus-per-trial?"),
+        (["--n-layers=1", "--fractions=0.125"], {}, "not a whole percent"),
+        (["--n-layers=1", "--fractions=0.3"], {}, "python -m recbole_lsrm.prepare cyclic --raw ... --fraction=0.3"),
+        (["--n-layers=1,x"], {}, "--n-layers must be a whole number"),
+        (["--n-layers=1", "--cpus-per-trial=0"], {}, "--cpus-per-trial must be > 0"),
+        (["--n-layers=1", "--predict=l24"], {}, "--predict: l24 not among the sizes"),
+        (["--n-layers=1", "--checkpoint_dir=x"], {}, "choose the sweep folder with --out"),
+        (["--shapes=l8", "--ratios=2,x"], {"d_model": None, "n_heads": None}, "'x' is not a number"),
+        (["--n-layers=1", "--ratios=2"], {}, "--ratios belongs to a shape study"),
+        (["--model=SASRec", "--scales=l2"], {"d_model": None}, "SASRec has its own size options"),
+        (["--model=Nope", "--n-layers=1"], {}, "unknown model 'Nope'"),
+        (["--model=GRU4Rec", "--n-layers=1"], {"d_model": None, "n_heads": None}, "GRU4Rec does not have"),
+        (["--n-layers=1", "scales=l2"], {}, "options are written --key=value"),
+        (["--n-layers=1"], {"n_heads": 3}, "trial nl1-f100-s2020: d_model 16 is not divisible by n_heads 3"),
+    ],
+)
+def test_bad_input_is_a_clear_error_without_traceback(tiny_dataset, tmp_path, capsys, extra, options, message):
+    assert sweep_main(argv(tiny_dataset, tmp_path / "sweep", *extra, **options)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "sweep").exists()  # nothing written
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tiny_dataset, tmp_path, capsys):
+    assert sweep_main(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1,2", "--dry-run")) == 0
+    printed = capsys.readouterr().out
+    assert "nl1-f100-s2020" in printed and "to run" in printed
+    assert not (tmp_path / "sweep").exists()
+
+
+# --- one trial without Ray: resuming an interrupted run ------------------------------------------------
+class _Killed(Exception):
+    pass
+
+
+def test_an_interrupted_trial_resumes_from_its_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    from recbole_lsrm.sweep import trainable
+
+    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1", epochs=3))
+    spec = plan.trials[0]
+
+    def killed_after_first_epoch(epoch, record):
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        run(spec.model, spec.dataset, spec.config_files, spec.options, epoch_callback=killed_after_first_epoch)
+    reported = []
+    monkeypatch.setattr(trainable, "report", reported.append)
+    trainable.train_trial({"trial": spec.to_dict(), "threads": 1})
+
+    run_dirs = [p for p in spec.trial_dir.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1  # the interrupted run was continued, not started again
+    summary = json.loads((run_dirs[0] / "summary.json").read_text())
+    assert summary["epochs_run"] == 3
+    assert [r["epoch"] for r in reported[:-1]] == [2, 3]  # epochs 2 and 3 ran now, each reported
+    assert all("valid_celoss" in r for r in reported[:-1])
+    assert reported[-1]["trial_finished"] and reported[-1]["test_ce_loss"] == summary["test_ce_loss"]
+    assert read_trial_record(spec.trial_dir)["summary"] == str(run_dirs[0] / "summary.json")
+
+
+def test_the_report_helper_finds_this_rays_api():
+    import ray
+
+    from recbole_lsrm.sweep.session import _reporter
+
+    reporter = _reporter()
+    assert callable(reporter)
+    if tuple(int(x) for x in ray.__version__.split(".")[:2]) < (2, 7):
+        from ray.air import session
+
+        assert reporter is session.report
+
+
+# --- a real sweep through Ray Tune ------------------------------------------------------------------------
+def test_sweep_end_to_end_then_restart_runs_nothing(tiny_dataset, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sweep"
+    args = argv(tiny_dataset, out, "--n-layers=1,2,3", "--cpus-per-trial=1", "--predict=nl3", epochs=2)
+    plan = build_plan(args)
+    ray_init = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+    outcome = runner.run_sweep(plan, ray_init=ray_init)
+    printed = capsys.readouterr().out
+    assert sorted(outcome.ran) == ["nl1-f100-s2020", "nl2-f100-s2020", "nl3-f100-s2020"]
+    assert not outcome.failed and not outcome.skipped
+    assert "nl2-f100-s2020 epoch 2/2: train loss" in printed and "test CE" in printed
+
+    with open(out / RESULTS_FILE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["size"] for r in rows] == ["nl1", "nl2", "nl3"]
+    assert [int(r["N"]) for r in rows] == [3072, 6144, 9216]
+    for row in rows:
+        assert float(row["test_ce_loss"]) > 0 and float(row["test_ndcg@10"]) >= 0
+        assert len(json.loads(row["valid_celoss_by_epoch"])) == 2
+        assert Path(row["summary"]).is_file()
+
+    # Tune saw every epoch's validation loss through the report helper.
+    tune_results = list((out / "ray").glob("tune-*/nl1-f100-s2020/result.json"))
+    assert tune_results
+    epochs = [json.loads(line) for line in tune_results[0].read_text().splitlines()]
+    assert [e["epoch"] for e in epochs if "valid_celoss" in e] == [1, 2]
+
+    fits = json.loads((out / "fits.json").read_text())
+    fit = fits["size_fits"][0]
+    # two sizes left after holding out nl3: the three-constant fit is refused, clearly
+    assert fit["status"] == "refused" and "at least 3 different model sizes" in fit["reason"]
+    report = (out / "report.md").read_text()
+    assert "fit refused" in report
+    for png in ("fit-lsrm-cyclic-f100.png", "repetition.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG" and f"]({png})" in report
+
+    # Started again: every trial is finished, so Ray is not even started.
+    before = sorted(p.name for p in (out / "trials").glob("*/*"))
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("a finished sweep started trials again")
+
+    monkeypatch.setattr(runner, "_run_tune", no_ray)
+    again = runner.run_sweep(build_plan(args))
+    assert again.ran == [] and sorted(again.skipped) == sorted(outcome.ran)
+    assert sorted(p.name for p in (out / "trials").glob("*/*")) == before
+
+    # The same folder with other trial options is refused, since its trials would not compare.
+    with pytest.raises(ConfigError, match="--epochs: 2 then, 3 now"):
+        runner.run_sweep(build_plan(argv(tiny_dataset, out, "--n-layers=1,2,3", epochs=3)))
+
+    # The fit on all three sizes works from the same table.
+    from recbole_lsrm.scaling.report import write_report
+
+    assert write_report(out / RESULTS_FILE, tmp_path / "all").any_fit
+
+
+def test_missing_subset_is_reported_before_ray_starts(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: pytest.fail("Ray started"))
+    with pytest.raises(DatasetError, match="cyclic-10"):
+        build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1", "--fractions=0.1"))
