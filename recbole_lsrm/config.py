@@ -99,7 +99,14 @@ def scale_file(scale: str) -> Path:
 
 
 def dataset_property_file(dataset: str) -> Path:
-    return PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"
+    """``properties/dataset/<dataset>.yaml``; a data-size subset ``<base>-<percent>`` (written
+    by ``prepare --fraction``) falls back to its base dataset's file."""
+    exact = PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"
+    base, sep, percent = dataset.rpartition("-")
+    fallback = PROPERTIES_DIR / "dataset" / f"{base}.yaml"
+    if not exact.is_file() and sep and percent.isdigit() and fallback.is_file():
+        return fallback
+    return exact
 
 
 def _plugin_property_files(model: str, dataset: str, scale: str | None) -> list[Path]:
@@ -126,7 +133,7 @@ def known_keys(model: str, dataset: str, config_files: Iterable[str] = ()) -> se
     # RecBole reads these without listing them anywhere.
     keys.update({"nproc", "world_size", "offset", "ip", "port", "local_rank", "encoding"})
     candidates = list(RECBOLE_PROPERTIES_DIR.rglob("*.yaml")) + list(PROPERTIES_DIR.rglob("*.yaml"))
-    wanted = {f"{model}.yaml", f"{dataset}.yaml", "overall.yaml", "sample.yaml"}
+    wanted = {f"{model}.yaml", f"{dataset}.yaml", dataset_property_file(dataset).name, "overall.yaml", "sample.yaml"}
     for path in candidates:
         if path.name in wanted or path.parent.name in ("quick_start_config", "scale"):
             keys.update(read_yaml(path))

@@ -125,3 +125,12 @@ def test_config_files_and_overrides(tmp_path, tiny_dataset):
     config.write_text("n_layers: 1\nd_model: 8\nn_heads: 1\nepochs: 1\nshow_progress: False\nstate: WARNING\n")
     summary = run("LSRM", "cyclic", config_files=[str(config)], options={**tiny_dataset, "d_model": 12, "n_heads": 2})
     assert summary["d_model"] == 12 and summary["n_layers"] == 1 and summary["epochs_run"] == 1
+
+
+def test_data_size_subsets_use_their_base_property_file():
+    from recbole_lsrm.config import PROPERTIES_DIR, dataset_property_file
+
+    assert dataset_property_file("amazon-mix-10") == PROPERTIES_DIR / "dataset" / "amazon-mix.yaml"
+    assert dataset_property_file("ml-20m-50") == PROPERTIES_DIR / "dataset" / "ml-20m.yaml"
+    assert dataset_property_file("ml-20m") == PROPERTIES_DIR / "dataset" / "ml-20m.yaml"
+    assert not dataset_property_file("ml-100k").exists()  # RecBole's own file serves ml-100k
