@@ -49,11 +49,13 @@ def _run_info_from_checkpoint(path: str) -> dict:
 def _parameter_counts(model: torch.nn.Module, config) -> dict[str, Any]:
     total = sum(p.numel() for p in model.parameters())
     embedding = sum(p.numel() for name, p in model.named_parameters() if "embedding" in name)
-    paper_n = (
-        non_embedding_params(config["n_layers"], config["d_model"])
-        if getattr(type(model), "uses_scale_presets", False)
-        else None
-    )
+    counted_like_the_paper = getattr(type(model), "paper_non_embedding_params", None)
+    if counted_like_the_paper is not None:  # a model whose blocks are not LSRM's (HSTU)
+        paper_n = counted_like_the_paper(config)
+    elif getattr(type(model), "uses_scale_presets", False):
+        paper_n = non_embedding_params(config["n_layers"], config["d_model"])
+    else:
+        paper_n = None
     return {
         "non_embedding_params": paper_n,  # the paper's N = 12 * n_layers * d_model^2
         "non_embedding_params_counted": total - embedding,  # with biases and norms
