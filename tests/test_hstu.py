@@ -131,7 +131,8 @@ def test_without_gating_u_is_absent():
     assert plain.blocks[0].uvqk.weight.shape == (3 * d, d)  # V, Q, K only
     for model, gating in ((gated, True), (plain, False)):
         matrices = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n)
-        assert matrices == non_embedding_params(2, d, gating) == model.paper_non_embedding_params()
+        config = {"n_layers": 2, "d_model": d, "gating": gating}
+        assert matrices == non_embedding_params(2, d, gating) == HSTU.paper_non_embedding_params(config)
     items, times = batch()
     plain(items, times).sum().backward()  # and the block still trains
     assert all(p.grad is not None for p in plain.blocks.parameters())

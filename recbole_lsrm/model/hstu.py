@@ -208,9 +208,10 @@ class HSTU(SequentialRecommender):
         self.set_layer_dropout(self.layer_dropout)
         self._init_weights(config["initializer_range"])
 
-    def paper_non_embedding_params(self) -> int:
-        """N as the LSRM paper counts it (the blocks' weight matrices), for run summaries."""
-        return non_embedding_params(self.n_layers, self.d_model, self.gating)
+    @classmethod
+    def paper_non_embedding_params(cls, config) -> int:
+        """N as the LSRM paper counts it (the blocks' weight matrices) for this config, not 12 L d^2."""
+        return non_embedding_params(config["n_layers"], config["d_model"], config["gating"])
 
     def _check_timestamps(self, config, dataset) -> None:
         """The time bias needs raw timestamps in seconds, one per input item."""
