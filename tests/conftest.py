@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import recbole_lsrm  # noqa: F401  (registers the plugin's metrics)
 
@@ -52,3 +53,13 @@ def tiny_dataset(tmp_path: Path) -> dict:
 def run_options(tmp_path: Path) -> dict:
     """TINY plus a checkpoint_dir inside tmp_path."""
     return {**TINY, "checkpoint_dir": str(tmp_path / "saved")}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy shared machine every
+    OpenMP barrier waits for a descheduled thread (100x slower steps): run on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

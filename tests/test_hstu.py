@@ -18,14 +18,7 @@ T = 12
 N_ITEMS = 50
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy shared machine every
-    OpenMP barrier waits for a descheduled thread (100x slower steps): run on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Dataset:
