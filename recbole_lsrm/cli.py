@@ -13,7 +13,7 @@ usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2
                                   [--KEY=VALUE ...]
 
 Trains and tests a sequential recommender with RecBole's pipeline. --model is one of the
-plugin's models (LSRM) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
+plugin's models (LSRM, HSTU, FMLPRec) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
 Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAML:
 --epochs=5, --layer_dropout=[0.3,0.1], --eval_args="{split: {LS: valid_and_test}, ...}").
 --checkpoint=PATH continues a run from its checkpoint.pth (or only tests it if it finished).

@@ -134,3 +134,8 @@ def test_data_size_subsets_use_their_base_property_file():
     assert dataset_property_file("ml-20m-50") == PROPERTIES_DIR / "dataset" / "ml-20m.yaml"
     assert dataset_property_file("ml-20m") == PROPERTIES_DIR / "dataset" / "ml-20m.yaml"
     assert not dataset_property_file("ml-100k").exists()  # RecBole's own file serves ml-100k
+
+
+def test_load_col_without_the_time_field(capsys, tmp_path):
+    err = _bad_run(capsys, tmp_path / "saved", "--load_col={inter: [user_id, item_id]}")
+    assert "leaves out 'timestamp'" in err

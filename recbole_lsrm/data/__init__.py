@@ -42,6 +42,12 @@ def create_dataset(config, model_class: type):
         separator=config["field_separator"],
         known=known_datasets(),
     )
+    inter_columns = (config["load_col"] or {}).get("inter")
+    if inter_columns is not None and config["TIME_FIELD"] not in inter_columns:
+        raise ConfigError(
+            f"load_col inter {inter_columns} leaves out {config['TIME_FIELD']!r}: sequential models order "
+            "each user's items by it (add it to load_col)"
+        )
     dataset_class = WindowedSequentialDataset if uses_windows(model_class) else ValidatedSequentialDataset
     return dataset_class(config)
 

@@ -410,5 +410,7 @@ def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
         if isinstance(d_model, int) and isinstance(n_heads, int) and n_heads > 0 and d_model % n_heads:
             raise ConfigError(f"trial {trial.key}: d_model {d_model} is not divisible by n_heads {n_heads}")
         trial.planned_epochs = int(config["epochs"])
-        if getattr(model_class, "uses_scale_presets", False):
+        if hasattr(model_class, "paper_non_embedding_params"):  # blocks not LSRM's (HSTU)
+            trial.planned_N = model_class.paper_non_embedding_params(config)
+        elif getattr(model_class, "uses_scale_presets", False):
             trial.planned_N = non_embedding_params(config["n_layers"], config["d_model"])
