@@ -45,12 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.utils import InputType
 
-from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.model.dropout import resolve_layer_dropout
+from recbole_lsrm.model.decoder import AllPositionDecoder
 from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
 
 ATTN_ACTIVATIONS = ("silu", "softmax")
@@ -165,22 +162,11 @@ def _choice(config, key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-class HSTU(SequentialRecommender):
+class HSTU(AllPositionDecoder):
     r"""HSTU blocks over item IDs with LSRM's embedding, output and all-position training (SPEC 6)."""
 
-    input_type = InputType.POINTWISE
-    # The data path cuts each user's training items into windows, loss at every position.
-    all_position_training = True
-    # properties/scale/<scale>.yaml sets n_layers, d_model and n_heads.
-    uses_scale_presets = True
-
     def __init__(self, config, dataset) -> None:
-        super().__init__(config, dataset)
-        self.n_layers = config["n_layers"]
-        self.d_model = config["d_model"]
-        self.n_heads = config["n_heads"]
-        if self.d_model % self.n_heads != 0:
-            raise ConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        super().__init__(config, dataset)  # sizes, layer_dropout, embeddings
         self.attn_activation = _choice(config, "attn_activation", ATTN_ACTIVATIONS)
         self.rab_kind = _choice(config, "rab", RAB_KINDS)
         self.gating = config["gating"]
@@ -193,11 +179,6 @@ class HSTU(SequentialRecommender):
             if isinstance(num_time_buckets, bool) or not isinstance(num_time_buckets, int) or num_time_buckets < 1:
                 raise ConfigError(f"num_time_buckets must be a positive integer, got {num_time_buckets!r}")
             self._check_timestamps(config, dataset)
-        self.layer_dropout = resolve_layer_dropout(config["layer_dropout"], self.n_layers)
-        self.TARGET_SEQ = target_list_field(config)
-
-        self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
-        self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
         self.embedding_dropout = nn.Dropout()
         self.rab = None if self.rab_kind == "none" else RelativeAttentionBias(self.max_seq_length, num_time_buckets)
         self.blocks = nn.ModuleList(
