@@ -21,10 +21,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
 import yaml
 
-from recbole_lsrm import compat
+from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
 
 compat.numpy_aliases()
@@ -188,13 +187,19 @@ class LSRMConfig(Config):
         return merged
 
     def _init_device(self) -> None:
-        if "local_rank" in self.final_config_dict:
-            raise ConfigError("distributed training (local_rank/nproc) is not supported by this version")
-        use_gpu = bool(self.final_config_dict.get("use_gpu", True))
-        cuda = use_gpu and torch.cuda.is_available()
-        self.final_config_dict["single_spec"] = True
-        self.final_config_dict["local_rank"] = 0
-        self.final_config_dict["device"] = torch.device("cuda") if cuda else torch.device("cpu")
+        final = self.final_config_dict
+        if "local_rank" in final or final.get("nproc", 1) != 1:
+            raise ConfigError(
+                "RecBole's own multi-process options (nproc, local_rank) are not used: start K processes "
+                "with torchrun --nproc_per_node=K run_recbole_lsrm.py ..."
+            )
+        group = distributed.from_env()
+        final["process_group"] = group
+        final["world_size"] = group.world_size
+        final["local_rank"] = group.rank  # RecBole logs dataset statistics where this is 0
+        # The plugin splits batches itself; RecBole's DistributedSampler path stays off.
+        final["single_spec"] = True
+        final["device"] = distributed.device_for(group, bool(final.get("use_gpu", True)))
 
     # --- the plugin's property files --------------------------------------------------
     def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:

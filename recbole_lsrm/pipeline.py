@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 import torch
 
+from recbole_lsrm import distributed
 from recbole_lsrm.compat import get_model_class
 from recbole_lsrm.config import LSRMConfig, check_keys
-from recbole_lsrm.data import create_dataset, prepare_dataloaders
+from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
@@ -76,6 +77,9 @@ def run(
     ``options`` are config keys with typed values (``{"epochs": 3, "scale": "l4"}``).
     With ``checkpoint_path``, the run's own model, dataset and options are read from the
     checkpoint, ``options`` override them, and training continues in the same folder.
+
+    Under torchrun every process calls this; they train one model together (see
+    :mod:`recbole_lsrm.distributed`) and process 0 writes the run folder.
     """
     options = dict(options or {})
     config_files = [os.path.abspath(f) for f in (config_files or [])]
@@ -99,11 +103,23 @@ def run(
     # Stored with the run: a checkpoint must be tested on the split it was trained on.
     options["cold_start_users"] = config["cold_start_users"]
     options["trajectory_holdout"] = config["trajectory_holdout"]
-    init_logging(config["state"])
-    logger = getLogger()
+    group = config["process_group"]
+    check_distributed(config, model_class)  # before joining: a refusal must not leave others waiting
+    init_logging(config["state"] if group.is_main else "ERROR")  # one log: process 0's
+    distributed.init(group, config["device"])
+    try:
+        return _train_and_test(config, model_class, model, dataset, config_files, options,
+                               checkpoint_path, epoch_callback, task_names)
+    finally:
+        distributed.shutdown()
 
+
+def _train_and_test(config, model_class, model, dataset, config_files, options,
+                    checkpoint_path, epoch_callback, task_names) -> dict[str, Any]:
     from recbole.utils import init_seed, set_color
 
+    logger = getLogger()
+    group = config["process_group"]
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config, model_class)
     if max(config["topk"]) > data.item_num - 1:
@@ -112,15 +128,19 @@ def run(
     train_data, valid_data, test_data = prepare_dataloaders(config, data, model_class)
     init_seed(config["seed"], config["reproducibility"])
     net = model_class(config, train_data.dataset).to(config["device"])
+    if group.enabled:
+        torch.manual_seed(config["seed"] + group.rank)  # same initial weights, own dropout masks
 
     run_dir = Path(checkpoint_path).parent if checkpoint_path else _new_run_dir(config)
+    run_dir = Path(distributed.broadcast_text(str(run_dir)))  # process 0's folder
     run_info = {"model": model, "dataset": dataset, "config_files": config_files, "options": options}
     trainer = LSRMTrainer(config, net, run_dir, run_info)
     if checkpoint_path:
         trainer.resume_checkpoint(checkpoint_path)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    attach_run_log(run_dir)
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        attach_run_log(run_dir)
     logger.info(config)
     logger.info(net)
     counts = _parameter_counts(net, config)
@@ -132,6 +152,7 @@ def run(
     logger.info(
         set_color("training rows", "blue") + f": {len(train_data.dataset):,} per epoch, "
         f"{len(train_data)} batches; run folder {run_dir}"
+        + (f"; {group.world_size} processes share each batch" if group.enabled else "")
     )
 
     trainer.fit(
@@ -144,7 +165,8 @@ def run(
 
     tasks_file = None
     if task_names:
-        run_tasks(TaskContext(config, trainer, data, train_data.dataset, test_data.dataset), run_dir)
+        run_tasks(TaskContext(config, trainer, data, train_data.dataset, test_data.dataset), run_dir,
+                  write=group.is_main)
         tasks_file = str(run_dir / "tasks.json")
 
     summary = {
@@ -166,6 +188,7 @@ def run(
         "eval_mask_history": bool(config["eval_mask_history"]),
         "seed": config["seed"],
         "device": str(config["device"]),
+        "processes": group.world_size,
         "run_dir": str(run_dir),
         "checkpoint": str(trainer.checkpoint_file),
         "best_model": str(trainer.best_model_file),
@@ -174,7 +197,8 @@ def run(
         "tasks_file": tasks_file,
         "history": trainer.history,
     }
-    summary_path = run_dir / "summary.json"
-    checkpoint.save_json(summary, summary_path)
-    logger.info(set_color("summary", "green") + f": {summary_path}")
+    if group.is_main:
+        summary_path = run_dir / "summary.json"
+        checkpoint.save_json(summary, summary_path)
+        logger.info(set_color("summary", "green") + f": {summary_path}")
     return summary

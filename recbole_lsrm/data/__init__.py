@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
 from recbole_lsrm.config import PROPERTIES_DIR
 from recbole_lsrm.data.atomic_file import check_atomic_files
 from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.window_loader import WindowBatches
 from recbole_lsrm.data.windowed_dataset import ValidatedSequentialDataset, WindowedSequentialDataset
 from recbole_lsrm.errors import ConfigError
 
 __all__ = [
+    "WindowBatches",
     "WindowedSequentialDataset",
     "ValidatedSequentialDataset",
+    "check_distributed",
     "create_dataset",
     "prepare_dataloaders",
     "target_list_field",
@@ -52,16 +55,31 @@ def create_dataset(config, model_class: type):
     return dataset_class(config)
 
 
+def check_distributed(config, model_class: type) -> None:
+    """Several processes (torchrun) train the all-position models only."""
+    group = config["process_group"]
+    if group is not None and group.enabled and not uses_windows(model_class):
+        raise ConfigError(
+            f"torchrun trains the plugin's all-position models (LSRM, HSTU); "
+            f"{config['model']} runs in one process"
+        )
+
+
 def prepare_dataloaders(config, dataset, model_class: type):
-    """Split and wrap in RecBole's dataloaders (never loads pickled dataloaders from disk)."""
+    """Split and wrap in dataloaders (never loads pickled dataloaders from disk).
+
+    All-position models train from :class:`WindowBatches` (on the GPU when the windows fit,
+    split between torchrun's processes); RecBole's models from RecBole's loaders, in one process.
+    """
+    group = config["process_group"]
     if uses_windows(model_class) and set(config["eval_args"]["mode"].values()) != {"full"}:
         raise ConfigError("all-position training evaluates with full ranking: set eval_args mode: full")
+    check_distributed(config, model_class)
     built = dataset.build()
     if uses_windows(model_class):
-        train_sampler = valid_sampler = test_sampler = None
-        train = TrainDataLoader(config, built[0], train_sampler, shuffle=config["shuffle"])
-        valid = FullSortEvalDataLoader(config, built[1], valid_sampler, shuffle=False)
-        test = FullSortEvalDataLoader(config, built[2], test_sampler, shuffle=False)
+        train = WindowBatches(config, built[0], config["device"], group)
+        valid = FullSortEvalDataLoader(config, built[1], None, shuffle=False)
+        test = FullSortEvalDataLoader(config, built[2], None, shuffle=False)
         return train, valid, test
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     train = get_dataloader(config, "train")(config, built[0], train_sampler, shuffle=config["shuffle"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from recbole.model.abstract_recommender import SequentialRecommender
@@ -10,6 +11,17 @@ from recbole.utils import InputType
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.dropout import resolve_layer_dropout
+from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
+
+
+def optional_positive_int(config, key: str) -> int | None:
+    """A config value that is either unset (~) or a positive integer."""
+    value = config[key] if key in config else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer or ~, got {value!r}")
+    return value
 
 
 class AllPositionDecoder(SequentialRecommender):
@@ -32,3 +44,42 @@ class AllPositionDecoder(SequentialRecommender):
         self.TARGET_SEQ = target_list_field(config)
         self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
+        # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
+        self.ce_chunk_size = optional_positive_int(config, "ce_chunk_size")
+        self.sampled_softmax = optional_positive_int(config, "sampled_softmax")
+        if self.sampled_softmax is not None and self.sampled_softmax >= self.n_items - 1:
+            raise ConfigError(
+                f"sampled_softmax={self.sampled_softmax} negatives needs more than {self.n_items - 1} items: "
+                "use the full softmax (sampled_softmax: ~)"
+            )
+
+    # --- what subclasses define -------------------------------------------------------
+    def hidden_states(self, interaction) -> torch.Tensor:
+        """(B, T, d) hidden state of every position of the interaction's item sequences."""
+        raise NotImplementedError
+
+    # --- shared: loss and scores ------------------------------------------------------
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        """Mean CE of the next item at every non-padding position of the windows."""
+        return all_position_ce_loss(
+            self.hidden_states(interaction),
+            interaction[self.TARGET_SEQ],  # (B, T), 0 = padding
+            self.item_embedding.weight,
+            chunk=self.ce_chunk_size,
+            sampled_negatives=self.sampled_softmax if self.training else None,
+        )
+
+    def full_sort_hidden(self, interaction) -> torch.Tensor:
+        """(B, d) hidden state at each sequence's last item: the user's scores are it x item_table()."""
+        return self.gather_indexes(self.hidden_states(interaction), interaction[self.ITEM_SEQ_LEN] - 1)
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items, d) the tied output embedding."""
+        return self.item_embedding.weight
+
+    def predict(self, interaction) -> torch.Tensor:
+        hidden = self.full_sort_hidden(interaction)
+        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        return tied_item_logits(self.full_sort_hidden(interaction), self.item_table()).float()  # (B, n_items)

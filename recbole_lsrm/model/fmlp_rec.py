@@ -141,5 +141,12 @@ class FMLPRec(SequentialRecommender):
         hidden = self._seq_output(interaction)
         return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
 
+    def full_sort_hidden(self, interaction) -> torch.Tensor:
+        """(B, d) the user's state: scores are it x item_table() (ranked in item chunks by the trainer)."""
+        return self._seq_output(interaction)
+
+    def item_table(self) -> torch.Tensor:
+        return self.item_embedding.weight
+
     def full_sort_predict(self, interaction) -> torch.Tensor:
         return tied_item_logits(self._seq_output(interaction), self.item_embedding.weight).float()  # (B, n_items)

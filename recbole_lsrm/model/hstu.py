@@ -48,7 +48,6 @@ from torch import nn
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.decoder import AllPositionDecoder
-from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
 
 ATTN_ACTIVATIONS = ("silu", "softmax")
 RAB_KINDS = ("none", "position", "position_time")
@@ -250,20 +249,6 @@ class HSTU(AllPositionDecoder):
             x = block(x, bias)
         return self.final_norm(x)
 
-    def _hidden(self, interaction) -> torch.Tensor:
+    def hidden_states(self, interaction) -> torch.Tensor:
         timestamps = interaction[self.TIME_SEQ] if self.rab_kind == "position_time" else None
-        return self.forward(interaction[self.ITEM_SEQ], timestamps)  # (B, T, d)
-
-    def calculate_loss(self, interaction) -> torch.Tensor:
-        targets = interaction[self.TARGET_SEQ]  # (B, T), 0 = padding
-        return all_position_ce_loss(self._hidden(interaction), targets, self.item_embedding.weight)
-
-    def _last_hidden(self, interaction) -> torch.Tensor:
-        return self.gather_indexes(self._hidden(interaction), interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
-
-    def predict(self, interaction) -> torch.Tensor:
-        hidden = self._last_hidden(interaction)
-        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        return tied_item_logits(self._last_hidden(interaction), self.item_embedding.weight).float()  # (B, n_items)
+        return self(interaction[self.ITEM_SEQ], timestamps)  # (B, T, d), through __call__ for compile()

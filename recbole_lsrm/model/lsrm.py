@@ -21,7 +21,6 @@ from torch import nn
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.decoder import AllPositionDecoder
-from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
 
 
 def non_embedding_params(n_layers: int, d_model: int) -> int:
@@ -125,22 +124,5 @@ class LSRM(AllPositionDecoder):
             x = block(x)
         return self.final_norm(x)
 
-    def _item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores over all items, the padding id excluded: (..., d) -> (..., n_items)."""
-        return tied_item_logits(hidden, self.item_embedding.weight)
-
-    def calculate_loss(self, interaction) -> torch.Tensor:
-        item_seq = interaction[self.ITEM_SEQ]  # (B, T)
-        targets = interaction[self.TARGET_SEQ]  # (B, T), 0 = padding
-        return all_position_ce_loss(self.forward(item_seq), targets, self.item_embedding.weight)
-
-    def _last_hidden(self, interaction) -> torch.Tensor:
-        hidden = self.forward(interaction[self.ITEM_SEQ])
-        return self.gather_indexes(hidden, interaction[self.ITEM_SEQ_LEN] - 1)  # (B, d)
-
-    def predict(self, interaction) -> torch.Tensor:
-        hidden = self._last_hidden(interaction)
-        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        return self._item_logits(self._last_hidden(interaction)).float()  # (B, n_items)
+    def hidden_states(self, interaction) -> torch.Tensor:
+        return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies

@@ -70,8 +70,11 @@ def resolve_task_settings(config) -> list[str]:
     return names
 
 
-def run_tasks(ctx: TaskContext, run_dir: Path) -> dict[str, Any]:
-    """Run the configured tasks; print a table each, write tasks.json and one PNG per task."""
+def run_tasks(ctx: TaskContext, run_dir: Path, write: bool = True) -> dict[str, Any]:
+    """Run the configured tasks; print a table each, write tasks.json and one PNG per task.
+
+    Under torchrun every process runs them (their evaluations are shared), one writes.
+    """
     from recbole_lsrm.trainer.checkpoint import save_json
 
     logger = getLogger()
@@ -85,8 +88,10 @@ def run_tasks(ctx: TaskContext, run_dir: Path) -> dict[str, Any]:
         logger.info(f"task {name}: running")
         results[name] = module.run(ctx)
         logger.info(f"task {name}:\n" + format_table(module.table(results[name])))
-        save_plot(lambda ax, m=module, r=results[name]: m.plot(r, ax), Path(run_dir) / f"task_{name}.png")
+        if write:
+            save_plot(lambda ax, m=module, r=results[name]: m.plot(r, ax), Path(run_dir) / f"task_{name}.png")
     path = Path(run_dir) / "tasks.json"
-    save_json(results, path)
-    logger.info(f"tasks: {path}")
+    if write:
+        save_json(results, path)
+        logger.info(f"tasks: {path}")
     return results

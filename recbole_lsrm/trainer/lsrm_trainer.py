@@ -6,7 +6,13 @@
 - Layer-wise adaptive dropout and its schedule: each epoch starts by setting every layer's
   rate from ``layer_dropout`` and ``dropout_schedule``.
 - Warm-up + cosine learning rate per step, weight decay on matrices only.
-- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device.
+- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device;
+  ``compile: True`` compiles the model; no host sync per step (losses add up on the device).
+- Data-parallel under torchrun: the loss goes through DistributedDataParallel, weighted so that
+  K processes compute the gradient of one global batch's mean; evaluation splits each batch of
+  users between processes and gathers the collected rows; only process 0 writes files.
+- Full-sort evaluation of models that expose ``full_sort_hidden`` and ``item_table`` (the
+  plugin's) ranks items in chunks (``rank_items``): no (users, n_items) score matrix.
 - Checkpoints with model, optimizer, schedule, phase, epoch and RNG states: a killed run
   resumes to the same result. Evaluation adds the held-out item's CE loss and, with
   ``eval_mask_history``, masks the input items out of the ranking.
@@ -25,18 +31,25 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.evaluator import Evaluator
 from recbole.trainer import Trainer
 from recbole.trainer.trainer import AbstractTrainer
-from recbole.utils import WandbLogger, calculate_valid_score, dict2str, early_stopping, set_color
+from recbole.utils import WandbLogger, dict2str, early_stopping, set_color
 
+from recbole_lsrm import distributed
 from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import LSRMCollector
+from recbole_lsrm.model.decoder import optional_positive_int
 from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
+from recbole_lsrm.model.next_item import rank_items
 from recbole_lsrm.trainer import checkpoint
 from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
 
@@ -46,6 +59,17 @@ EpochCallback = Callable[[int, dict], "bool | None"]
 
 def _plain(result: dict | None) -> dict | None:
     return None if result is None else {k: float(v) for k, v in result.items()}
+
+
+class _TrainingLoss(nn.Module):
+    """The model's loss as a forward(), so that DistributedDataParallel sees the whole step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, interaction) -> torch.Tensor:
+        return self.model.calculate_loss(interaction)
 
 
 class LSRMTrainer(Trainer):
@@ -83,6 +107,13 @@ class LSRMTrainer(Trainer):
         self.dropout_schedule_epochs = config["dropout_schedule_epochs"]
         self.eval_mask_history = bool(config["eval_mask_history"])
         self.use_bf16 = bool(config["bf16"]) and self.gpu_available
+        self.group = config["process_group"] or ProcessGroup()
+        self.is_main = self.group.is_main
+        self.compile = config["compile"]
+        self.eval_item_chunk = optional_positive_int(config, "eval_item_chunk")
+        self.max_topk = max(config["topk"])
+        self._loss_module = None  # what training calls: the model, compiled and/or in DDP
+        self._saved = True
         self.item_seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
         self.target_field = target_list_field(config)
         self._check_options(config)
@@ -126,6 +157,8 @@ class LSRMTrainer(Trainer):
         if not (isinstance(self.sgd_momentum, (int, float)) and 0 <= self.sgd_momentum < 1):
             raise ConfigError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}")
         check_schedule(self.dropout_schedule, self.dropout_schedule_epochs)
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         name, _, k = self.valid_metric.partition("@")
         metrics = [m.lower() for m in config["metrics"]]
         if name not in metrics or (k and int(k) not in config["topk"]):
@@ -149,40 +182,66 @@ class LSRMTrainer(Trainer):
                 rates_for_epoch(model.layer_dropout, self.dropout_schedule, epoch, self.dropout_schedule_epochs)
             )
 
-    def _positions(self, interaction) -> int:
-        """Trained next-item predictions in a batch: every target of a window, or one per row."""
+    def _positions(self, interaction) -> torch.Tensor:
+        """Trained next-item predictions in a batch (on the device): every target of a window, or one per row."""
         if self.target_field in interaction:
-            return int((interaction[self.target_field] > 0).sum())
-        return len(interaction)
+            return (interaction[self.target_field] > 0).sum()
+        return torch.tensor(len(interaction), device=self.device)
+
+    def _build_loss_module(self) -> None:
+        """Compile the model if asked, and wrap its loss in DDP when there are several processes."""
+        if self._loss_module is not None:
+            return
+        if self.compile:
+            self.model.compile()  # compiles __call__: the models' hidden_states() go through it
+        module = _TrainingLoss(self.model)
+        if self.group.enabled:
+            device_ids = [self.device] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(module, device_ids=device_ids)
+        self._loss_module = module
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        """One epoch; returns (mean loss per trained position, positions), over all processes."""
         self.model.train()
-        loss_func = loss_func or self.model.calculate_loss
-        total_loss, batches, positions = 0.0, 0, 0
+        self._build_loss_module()
+        loss_func = loss_func or self._loss_module
+        show_progress = show_progress and self.is_main
+        # Sums stay on the device: reading them every step would stall the GPU.
+        loss_sum = torch.zeros((), device=self.device)
+        positions = torch.zeros((), dtype=torch.long, device=self.device)
         iter_data = (
             tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
             if show_progress
             else train_data
         )
-        for interaction in iter_data:
+        for step, interaction in enumerate(iter_data):
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                 losses = loss_func(interaction)
             loss = sum(losses) if isinstance(losses, tuple) else losses
-            self._check_nan(loss)
-            loss.backward()
+            count = self._positions(interaction)
+            if self.group.enabled:
+                # DDP averages gradients over K processes. Each process's mean is weighted by its
+                # share of the global batch's positions, so the average is the global batch's mean.
+                total = distributed.all_reduce_sum(count.detach().float().clone())
+                (loss * (count * self.group.world_size / total)).backward()
+            else:
+                loss.backward()
             if self.clip_grad_norm:
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
-            total_loss += loss.item()
-            batches += 1
-            positions += self._positions(interaction)
-            if show_progress:
+            loss_sum += loss.detach().float() * count
+            positions += count
+            if show_progress and step % 20 == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
-                iter_data.set_postfix_str(f"loss={total_loss / batches:.4f} lr={lr:.2e}")
-        return total_loss / max(batches, 1), positions
+                iter_data.set_postfix_str(f"loss={float(loss_sum / positions.clamp(min=1)):.4f} lr={lr:.2e}")
+        totals = distributed.all_reduce_sum(torch.stack([loss_sum, positions.float()]))
+        mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
+        if not math.isfinite(mean_loss):
+            raise ValueError(f"training loss is {mean_loss} in epoch {epoch_idx}: lower learning_rate or check the data")
+        return mean_loss, n_positions
 
     def _should_switch(self, epoch: int) -> bool:
         if not self.optimizer_switch or self.phase != "adam" or epoch + 1 >= self.epochs:
@@ -193,7 +252,7 @@ class LSRMTrainer(Trainer):
 
     def _switch_to_sgd(self, epoch: int, steps_per_epoch: int) -> None:
         """Algorithm 1, line 5: Adam has converged; go on from its best weights with SGD."""
-        if self.best_model_file.exists():
+        if self._saved and self.best_epoch is not None:  # the same decision in every process
             self._load_weights(self.best_model_file)
         self.phase = "sgd"
         self.switch_epoch = epoch + 1
@@ -216,6 +275,7 @@ class LSRMTrainer(Trainer):
         callback_fn: EpochCallback | None = None,
     ):
         """Train until ``epochs`` or early stopping; returns (best valid score, best valid result)."""
+        self._saved = saved
         self.eval_collector.data_collect(train_data)
         self._train_generator = train_data.generator  # batch order: saved with every checkpoint
         steps_per_epoch = len(train_data)
@@ -294,6 +354,7 @@ class LSRMTrainer(Trainer):
 
     # --- evaluation -------------------------------------------------------------------
     def _full_sort_batch_eval(self, batched_data):
+        """RecBole's way: the (users, n_items) score matrix, for models without full_sort_hidden."""
         interaction, history_index, positive_u, positive_i = batched_data
         interaction = interaction.to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
@@ -308,23 +369,95 @@ class LSRMTrainer(Trainer):
             scores.scatter_(1, interaction[self.item_seq_field], -np.inf)  # HSTU/Dross protocol
         return interaction, scores, positive_u, positive_i
 
+    @staticmethod
+    def _one_target_per_row(batched_data) -> bool:
+        """Sequential evaluation rows: row i's only positive is positive_i[i], nothing else masked."""
+        interaction, history_index, positive_u, _ = batched_data
+        return history_index is None and torch.equal(positive_u, torch.arange(len(interaction)))
+
+    def _ranks_in_chunks(self, batched_data) -> bool:
+        model = self.model
+        return (
+            hasattr(model, "full_sort_hidden")
+            and hasattr(model, "item_table")
+            and self.eval_collector.ranks_from_top_k()
+            and self._one_target_per_row(batched_data)
+        )
+
+    def _ranked_batch_eval(self, batched_data) -> None:
+        """Top-k lists and held-out CE by ``rank_items``: items scored in chunks, in fp32."""
+        interaction, _, _, positive_i = batched_data
+        interaction = interaction.to(self.device)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            hidden = self.model.full_sort_hidden(interaction)  # (B, d)
+        exclude = interaction[self.item_seq_field] if self.eval_mask_history else None
+        _, top_ids, ce = rank_items(
+            hidden.float(), self.model.item_table().float(), self.max_topk,
+            targets=positive_i.to(self.device), exclude=exclude, chunk=self.eval_item_chunk,
+        )
+        self.eval_collector.ranked_collect(top_ids, positive_i.to(self.device), ce)
+
+    def _my_rows(self, batched_data):
+        """This process's part of an evaluation batch (all of it in one process; None: no rows)."""
+        if not self.group.enabled:
+            return batched_data
+        if not self._one_target_per_row(batched_data):
+            return batched_data if self.is_main else None
+        interaction, _, _, positive_i = batched_data
+        part = torch.arange(len(interaction)).tensor_split(self.group.world_size)[self.group.rank]
+        if len(part) == 0:
+            return None
+        rows = slice(int(part[0]), int(part[-1]) + 1)
+        return interaction[rows], None, torch.arange(len(part)), positive_i[rows]
+
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if not eval_data:
             return None
         if load_best_model:
             self._load_weights(Path(model_file) if model_file else self.best_model_file)
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        if not isinstance(eval_data, FullSortEvalDataLoader):  # sampled ranking: RecBole's own loop
+            if self.group.enabled:
+                raise ConfigError("several processes evaluate with full ranking only: set eval_args mode: full")
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        self.model.eval()
+        self.tot_item_num = eval_data._dataset.item_num
+        show_progress = show_progress and self.is_main
+        iter_data = (
+            tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink"))
+            if show_progress
+            else eval_data
+        )
+        for batched_data in iter_data:
+            batched_data = self._my_rows(batched_data)
+            if batched_data is None:
+                continue
+            if self._ranks_in_chunks(batched_data):
+                self._ranked_batch_eval(batched_data)
+            else:
+                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
+                self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+        self.eval_collector.model_collect(self.model)
+        struct = self.eval_collector.get_data_struct()
+        self.eval_collector.gather(struct)
+        result = self.evaluator.evaluate(struct)
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result
 
     # --- checkpoints ------------------------------------------------------------------
     def _load_weights(self, path: Path) -> None:
-        state = checkpoint.load(path)
-        try:
-            self.model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as err:
-            raise CheckpointError(f"{path} does not fit this model: {err}") from err
+        """Load weights written by process 0 there, and copy them to the other processes."""
+        if self.is_main:
+            state = checkpoint.load(path)
+            try:
+                self.model.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as err:
+                raise CheckpointError(f"{path} does not fit this model: {err}") from err
+        distributed.broadcast_module(self.model)
 
     def _save_best(self, epoch: int) -> None:
+        if not self.is_main:
+            return
         checkpoint.save(
             {"format": checkpoint.FORMAT, "kind": "best_model", "epoch": epoch, "run": self.run_info,
              "model": self.model.state_dict()},
@@ -332,6 +465,8 @@ class LSRMTrainer(Trainer):
         )
 
     def _save_checkpoint(self, epoch, verbose=False, **kwargs) -> None:
+        if not self.is_main:
+            return
         state = {
             "format": checkpoint.FORMAT,
             "kind": "training_state",

@@ -1,0 +1,93 @@
+"""Training batches of windows, cut by indexing tensors that can live on the GPU.
+
+RecBole's TrainDataLoader builds every batch on the CPU through a torch DataLoader and copies
+it to the device. Windows are small (ML-20M's are about 100 MB), so :class:`WindowBatches`
+can keep them on the training device and build a batch with one gather per field: the data
+path costs no host work and no host-to-device copy per step.
+
+It is also what splits the data between data-parallel processes: every process draws the
+same permutation of the windows (one seeded generator each, saved with checkpoints), cuts it
+into global batches of ``train_batch_size`` windows, and takes its own contiguous part of
+each batch. One process with batch B and K processes with B/K each see the same batches
+(except that K processes drop a last global batch of fewer than K windows).
+"""
+
+from __future__ import annotations
+
+from logging import getLogger
+
+import torch
+
+from recbole.data.interaction import Interaction
+
+from recbole_lsrm.distributed import ProcessGroup
+from recbole_lsrm.errors import ConfigError
+
+# Automatic placement: on the GPU when the windows take at most this share of its free memory.
+DEVICE_SHARE = 1 / 8
+
+
+def windows_bytes(interaction: Interaction) -> int:
+    return sum(t.numel() * t.element_size() for t in interaction.interaction.values())
+
+
+def place_on_device(setting, interaction: Interaction, device: torch.device) -> bool:
+    """Resolve ``windows_on_device`` (True, False or ~ for automatic) for this device."""
+    if setting is not None and not isinstance(setting, bool):
+        raise ConfigError(f"windows_on_device must be true, false or ~, got {setting!r}")
+    if device.type == "cpu":
+        return False
+    if setting is not None:
+        return setting
+    free, _ = torch.cuda.mem_get_info(device)
+    return windows_bytes(interaction) <= DEVICE_SHARE * free
+
+
+class WindowBatches:
+    """An epoch's shuffled batches of training windows, for this process's share of each.
+
+    Offers what RecBole's trainer and collector use of a TrainDataLoader: ``len()``, iteration
+    over Interactions, ``dataset`` and the shuffling ``generator``.
+    """
+
+    def __init__(self, config, dataset, device: torch.device, group: ProcessGroup | None = None) -> None:
+        self.config = config
+        self.dataset = self._dataset = dataset
+        self.group = group or ProcessGroup()
+        self.batch_size = config["train_batch_size"]
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"train_batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.batch_size < self.group.world_size:
+            raise ConfigError(
+                f"train_batch_size={self.batch_size} is the global batch: it must be at least the "
+                f"number of processes ({self.group.world_size})"
+            )
+        self.shuffle = bool(config["shuffle"])
+        self.generator = torch.Generator()
+        self.generator.manual_seed(config["seed"])
+        windows = dataset.inter_feat
+        self.on_device = place_on_device(config["windows_on_device"], windows, device)
+        where = device if self.on_device else torch.device("cpu")
+        self.fields = {name: tensor.to(where) for name, tensor in windows.interaction.items()}
+        self.index_device = where
+        self.n_windows = len(windows)
+        if self.on_device:
+            getLogger().info(f"training windows on {device}: {windows_bytes(windows) / 2**20:.1f} MiB")
+
+    def __len__(self) -> int:
+        batches = -(-self.n_windows // self.batch_size)
+        if 0 < self.n_windows % self.batch_size < self.group.world_size:
+            batches -= 1  # too few windows for every process: dropped
+        return batches
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(self.n_windows, generator=self.generator)
+        else:
+            order = torch.arange(self.n_windows)
+        order = order.to(self.index_device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            if self.group.enabled:
+                index = index.tensor_split(self.group.world_size)[self.group.rank]
+            yield Interaction({name: tensor[index] for name, tensor in self.fields.items()})

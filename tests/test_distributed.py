@@ -1,0 +1,120 @@
+"""Past one process: torchrun with gloo on CPUs, the window batches' split, and the bf16 switch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from recbole.data.interaction import Interaction
+
+from recbole_lsrm import distributed
+from recbole_lsrm.data.window_loader import WindowBatches
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.pipeline import run
+from recbole_lsrm.trainer import checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Dropout off: with it, K processes draw other masks than one process would.
+DDP_RUN = {
+    "n_layers": 1, "d_model": 16, "n_heads": 2, "epochs": 2, "train_batch_size": 64,
+    "learning_rate": 0.002, "warmup_steps": 5, "layer_dropout": 0.0, "optimizer_switch": False,
+    "show_progress": False, "state": "INFO", "seed": 7, "topk": [10],
+}
+
+
+class _Windows:
+    def __init__(self, n: int) -> None:
+        self.inter_feat = Interaction({"item_id_list": torch.arange(n)[:, None].repeat(1, 3)})
+
+
+def _batches(n_windows: int, batch: int, world: int, rank: int) -> list[torch.Tensor]:
+    config = {"train_batch_size": batch, "shuffle": True, "seed": 3, "windows_on_device": None}
+    loader = WindowBatches(config, _Windows(n_windows), torch.device("cpu"), distributed.ProcessGroup(rank, rank, world))
+    batches = [b["item_id_list"][:, 0] for b in loader]
+    assert len(batches) == len(loader)
+    return batches
+
+
+def test_processes_split_each_global_batch():
+    single = _batches(25, 10, 1, 0)
+    parts = [_batches(25, 10, 3, rank) for rank in range(3)]
+    assert len(single) == 3
+    for step, whole in enumerate(single):
+        assert torch.equal(torch.cat([p[step] for p in parts]), whole)  # same windows, same order
+    assert [len(b) for b in _batches(22, 10, 3, 0)] == [4, 4]  # a last batch of 2 < 3 windows is dropped
+    assert [len(b) for b in _batches(22, 10, 1, 0)] == [10, 10, 2]
+    with pytest.raises(ConfigError, match="at least the number of processes"):
+        _batches(25, 2, 3, 0)
+
+
+def test_process_group_from_torchrun_environment():
+    assert distributed.from_env({}) == distributed.ProcessGroup(0, 0, 1)
+    group = distributed.from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
+    assert (group.rank, group.local_rank, group.world_size, group.enabled, group.is_main) == (3, 1, 4, True, False)
+    with pytest.raises(ConfigError, match="WORLD_SIZE not set"):
+        distributed.from_env({"RANK": "0", "LOCAL_RANK": "0"})
+    with pytest.raises(ConfigError, match="not within"):
+        distributed.from_env({"RANK": "4", "LOCAL_RANK": "0", "WORLD_SIZE": "4"})
+
+
+def test_recbole_models_are_refused_under_torchrun(tiny_dataset, run_options, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="torchrun trains the plugin's all-position models"):
+        run("SASRec", "cyclic", options={**run_options, **tiny_dataset})
+    with pytest.raises(ConfigError, match="torchrun --nproc_per_node"):
+        run("LSRM", "cyclic", options={**run_options, **tiny_dataset, "nproc": 2})
+
+
+def test_bf16_option_changes_nothing_on_cpu(tiny_dataset, run_options):
+    options = {**run_options, **tiny_dataset, "epochs": 1}
+    with_bf16 = run("LSRM", "cyclic", options={**options, "bf16": True})
+    without = run("LSRM", "cyclic", options={**options, "bf16": False})
+    assert with_bf16["history"][0]["train_loss"] == without["history"][0]["train_loss"]
+    assert with_bf16["test"] == without["test"]
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    """torchrun --nproc_per_node=2 on ml-100k: the same losses, metrics and weights as one process."""
+    ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
+    args = [f"--{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in DDP_RUN.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        env.pop(key, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "run_recbole_lsrm.py"), "--model=LSRM", "--dataset=ml-100k",
+         f"--checkpoint_dir={ddp_dir}", *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = ddp_dir.iterdir()  # one run folder, written by process 0
+    assert result.stdout.count("test result") == 1  # one log
+    ddp = json.loads((run_dir / "summary.json").read_text())
+    assert ddp["processes"] == 2
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = run("LSRM", "ml-100k", options={**DDP_RUN, "checkpoint_dir": str(single_dir)})
+    finally:
+        torch.set_num_threads(threads)
+
+    assert ddp["train_positions"] == single["train_positions"]
+    for a, b in zip(ddp["history"], single["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["valid_score"] == pytest.approx(b["valid_score"], rel=1e-4)
+    for key, value in single["test"].items():
+        assert ddp["test"][key] == pytest.approx(value, abs=2e-4), key
+    ddp_weights = checkpoint.load(ddp["checkpoint"])["model"]
+    single_weights = checkpoint.load(single["checkpoint"])["model"]
+    for name, tensor in single_weights.items():
+        torch.testing.assert_close(ddp_weights[name], tensor, rtol=1e-3, atol=1e-4, msg=name)

@@ -1,0 +1,111 @@
+"""Large item sets: the chunked full-softmax CE, the sampled softmax, ranking in item chunks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.next_item import (
+    all_position_ce_loss,
+    rank_items,
+    sampled_softmax_ce,
+    softmax_ce,
+    tied_item_logits,
+)
+from recbole_lsrm.pipeline import run
+
+
+def _leaves(*shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g).requires_grad_() for s in shapes]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_chunked_ce_equals_plain_ce_in_value_and_gradients(chunk):
+    hidden, weight = _leaves((50, 8), (300, 8))
+    targets = torch.randint(1, 300, (50,), generator=torch.Generator().manual_seed(1))
+
+    plain = F.cross_entropy(tied_item_logits(hidden, weight), targets)
+    plain_grads = torch.autograd.grad(plain, (hidden, weight))
+    chunked = softmax_ce(hidden, targets, weight, chunk=chunk)
+    chunked_grads = torch.autograd.grad(chunked, (hidden, weight))
+
+    torch.testing.assert_close(chunked, plain)
+    for got, want in zip(chunked_grads, plain_grads):
+        torch.testing.assert_close(got, want)
+    assert chunked_grads[1][0].abs().max() == 0  # the padding item gets no gradient
+
+
+def test_chunked_ce_keeps_no_logits_for_backward():
+    hidden, weight = _leaves((40, 8), (500, 8))
+    loss = softmax_ce(hidden, torch.randint(1, 500, (40,)), weight, chunk=8)
+    saved = loss.grad_fn.saved_tensors
+    assert max(t.numel() for t in saved) == 500 * 8  # the item table; no (40, 500) logits
+
+
+def test_all_position_loss_skips_padding_positions():
+    hidden, weight = _leaves((3, 5, 8), (40, 8))
+    targets = torch.tensor([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [1, 2, 3, 4, 5]])
+    loss = all_position_ce_loss(hidden, targets, weight, chunk=3)
+    mask = targets > 0
+    want = F.cross_entropy(tied_item_logits(hidden[mask], weight), targets[mask])
+    torch.testing.assert_close(loss, want)
+
+
+def test_sampled_softmax_masks_negatives_equal_to_the_target():
+    hidden, weight = _leaves((6, 4), (3, 4))
+    targets = torch.tensor([1, 2, 1, 2, 1, 2])
+    torch.manual_seed(0)
+    loss = sampled_softmax_ce(hidden, targets, weight, num_negatives=200)  # draws items 1 and 2 only
+    torch.manual_seed(0)
+    drawn = torch.randint(1, 3, (200,))
+    # Each row's negatives are the draws of the other item: m copies of one score.
+    other = 3 - targets
+    copies = (drawn[None, :] == other[:, None]).sum(1)
+    pos = (hidden * weight[targets]).sum(1)
+    neg = (hidden * weight[other]).sum(1)
+    want = F.softplus(neg + copies.log() - pos).mean()
+    torch.testing.assert_close(loss, want)
+
+
+def test_sampled_softmax_trains_and_refuses_too_many_negatives(tiny_dataset, run_options):
+    options = {**run_options, **tiny_dataset, "epochs": 1}
+    summary = run("LSRM", "cyclic", options={**options, "sampled_softmax": 8})
+    assert summary["history"][0]["train_loss"] < 3.0  # log(9) = 2.2 at the start; finite and sampled
+    with pytest.raises(ConfigError, match="sampled_softmax"):
+        run("LSRM", "cyclic", options={**options, "sampled_softmax": 500})
+
+
+@pytest.mark.parametrize("chunk", [3, 50, 1000])
+def test_ranking_in_item_chunks_equals_topk_over_all_scores(chunk):
+    g = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(9, 6, generator=g), torch.randn(200, 6, generator=g)
+    targets = torch.randint(1, 200, (9,), generator=g)
+    exclude = torch.randint(0, 200, (9, 12), generator=g)
+
+    scores, ids, ce = rank_items(hidden, weight, 20, targets=targets, exclude=exclude, chunk=chunk)
+
+    full = tied_item_logits(hidden, weight)
+    want_ce = torch.logsumexp(full, 1) - full.gather(1, targets[:, None]).squeeze(1)
+    full.scatter_(1, exclude, float("-inf"))
+    want = torch.topk(full, 20, dim=1)
+    assert torch.equal(ids, want.indices)
+    torch.testing.assert_close(scores, want.values)
+    torch.testing.assert_close(ce, want_ce)
+    assert not (ids[:, :, None] == exclude[:, None, :]).any() and (ids != 0).all()
+
+
+def test_chunked_evaluation_gives_recboles_metrics(tiny_dataset, run_options, monkeypatch):
+    """Ranking in item chunks and RecBole's (users x items) score matrix agree on every metric."""
+    from recbole_lsrm.trainer.lsrm_trainer import LSRMTrainer
+
+    options = {**run_options, **tiny_dataset, "epochs": 1, "eval_item_chunk": 7, "eval_mask_history": True,
+               "topk": [5, 10]}
+    chunked = run("LSRM", "cyclic", options=options)
+    monkeypatch.setattr(LSRMTrainer, "_ranks_in_chunks", lambda self, batch: False)
+    matrix = run("LSRM", "cyclic", options=options)
+    assert chunked["test"].keys() == matrix["test"].keys()
+    for key, value in matrix["test"].items():
+        assert chunked["test"][key] == pytest.approx(value, abs=2e-4), key
