@@ -1,4 +1,4 @@
-"""Past one process: torchrun with gloo on CPUs, the window batches' split, and the bf16 switch."""
+"""The fast path: torchrun with gloo on CPUs, the window batches' split, bf16 and compile switches."""
 
 from __future__ import annotations
 
@@ -80,6 +80,16 @@ def test_bf16_option_changes_nothing_on_cpu(tiny_dataset, run_options):
     without = run("LSRM", "cyclic", options={**options, "bf16": False})
     assert with_bf16["history"][0]["train_loss"] == without["history"][0]["train_loss"]
     assert with_bf16["test"] == without["test"]
+
+
+def test_compiled_model_trains_like_the_eager_one(tiny_dataset, run_options):
+    options = {**run_options, **tiny_dataset, "epochs": 1, "layer_dropout": 0.0}
+    eager = run("LSRM", "cyclic", options=options)
+    compiled = run("LSRM", "cyclic", options={**options, "compile": True})
+    assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-4)
+    assert compiled["test"]["celoss"] == pytest.approx(eager["test"]["celoss"], rel=1e-4)
+    with pytest.raises(ConfigError, match="compile must be true or false"):
+        run("LSRM", "cyclic", options={**options, "compile": "yes"})
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
