@@ -14,7 +14,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_lsrm import distributed
-from recbole_lsrm.data.window_loader import WindowBatches
+from recbole_lsrm.data.window_loader import WindowBatches, _stored, place_on_device
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.trainer import checkpoint
@@ -52,6 +52,18 @@ def test_processes_split_each_global_batch():
     assert [len(b) for b in _batches(22, 10, 1, 0)] == [10, 10, 2]
     with pytest.raises(ConfigError, match="at least the number of processes"):
         _batches(25, 2, 3, 0)
+
+
+def test_window_placement_options():
+    windows = _Windows(5).inter_feat
+    assert place_on_device(True, windows, torch.device("cpu")) is False  # nothing to move to
+    with pytest.raises(ConfigError, match="windows_on_device must be true, false or ~"):
+        place_on_device("gpu", windows, torch.device("cpu"))
+    ids = torch.tensor([[0, 5, 2**31 - 1]])
+    assert _stored(ids, compact=True).dtype == torch.int32
+    assert torch.equal(_stored(ids, compact=True).long(), ids)
+    assert _stored(ids + 1, compact=True).dtype == torch.int64  # does not fit int32: kept
+    assert _stored(ids, compact=False).dtype == torch.int64
 
 
 def test_process_group_from_torchrun_environment():

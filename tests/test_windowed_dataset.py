@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -86,7 +85,6 @@ def test_smaller_stride_overlaps_windows(tmp_path):
 
 def test_ml100k_has_one_row_per_window_and_recboles_eval_rows():
     train, valid, test = build("LSRM", "ml-100k", {})
-    L = 50
     inter = train.dataset.inter_feat
     lengths = np.bincount(test.dataset.inter_feat["user_id"].numpy())  # every ml-100k user has a test row
     n_users = int((lengths > 0).sum())

@@ -43,6 +43,15 @@ def place_on_device(setting, interaction: Interaction, device: torch.device) -> 
     return windows_bytes(interaction) <= DEVICE_SHARE * free
 
 
+def _stored(tensor: torch.Tensor, compact: bool) -> torch.Tensor:
+    """int64 values that fit in int32 as int32 when ``compact``; anything else unchanged."""
+    if not compact or tensor.dtype != torch.int64 or tensor.numel() == 0:
+        return tensor
+    if tensor.min() >= torch.iinfo(torch.int32).min and tensor.max() <= torch.iinfo(torch.int32).max:
+        return tensor.to(torch.int32)
+    return tensor
+
+
 class WindowBatches:
     """An epoch's shuffled batches of training windows, for this process's share of each.
 
@@ -68,11 +77,14 @@ class WindowBatches:
         windows = dataset.inter_feat
         self.on_device = place_on_device(config["windows_on_device"], windows, device)
         where = device if self.on_device else torch.device("cpu")
-        self.fields = {name: tensor.to(where) for name, tensor in windows.interaction.items()}
+        # On the GPU, int64 ids are kept as int32 (half the memory) and widened per batch.
+        self.fields = {name: _stored(tensor, self.on_device).to(where) for name, tensor in windows.interaction.items()}
+        self.dtypes = {name: tensor.dtype for name, tensor in windows.interaction.items()}
         self.index_device = where
         self.n_windows = len(windows)
         if self.on_device:
-            getLogger().info(f"training windows on {device}: {windows_bytes(windows) / 2**20:.1f} MiB")
+            size = sum(t.numel() * t.element_size() for t in self.fields.values())
+            getLogger().info(f"training windows on {device}: {size / 2**20:.1f} MiB")
 
     def __len__(self) -> int:
         batches = -(-self.n_windows // self.batch_size)
@@ -90,4 +102,4 @@ class WindowBatches:
             index = order[start : start + self.batch_size]
             if self.group.enabled:
                 index = index.tensor_split(self.group.world_size)[self.group.rank]
-            yield Interaction({name: tensor[index] for name, tensor in self.fields.items()})
+            yield Interaction({name: tensor[index].to(self.dtypes[name]) for name, tensor in self.fields.items()})
