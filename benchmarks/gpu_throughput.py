@@ -76,6 +76,7 @@ class SyntheticWindows:
     def __init__(self, inter_feat: Interaction, n_items: int) -> None:
         self.inter_feat = inter_feat
         self.n_items = n_items
+        self.field2type = dict.fromkeys(inter_feat.columns)  # HSTU checks its timestamps are there
 
     def num(self, field: str) -> int:
         return self.n_items

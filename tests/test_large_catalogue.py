@@ -41,7 +41,7 @@ def test_chunked_ce_equals_plain_ce_in_value_and_gradients(chunk):
 def test_chunked_ce_keeps_no_logits_for_backward():
     hidden, weight = _leaves((40, 8), (500, 8))
     loss = softmax_ce(hidden, torch.randint(1, 500, (40,)), weight, chunk=8)
-    saved = loss.grad_fn.saved_tensors
+    saved = [t for t in loss.grad_fn.saved_tensors if t is not None]
     assert max(t.numel() for t in saved) == 500 * 8  # the item table; no (40, 500) logits
 
 

@@ -8,12 +8,13 @@ Large catalogues (the 240k-item Amazon mix) are why most of this module exists. 
 positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240k items that is
 12.3 GB in fp32, and autograd would keep it plus its gradient. So:
 
-- :func:`softmax_ce` (training, full softmax) walks the positions in chunks of ``C``, keeps no
-  logits for backward and recomputes each chunk's logits there. Peak memory of the loss is
-  about ``4 * C * n_items`` bytes (fp32 logits; ``6 * C * n_items`` with bf16 autocast, which
-  adds the bf16 copy of the gradient chunk), whatever the batch; the item table's gradient
-  (``4 * n_items * d`` bytes) exists anyway. ``C`` defaults to ``2**28 / n_items`` (1 GiB).
-  The recomputation costs one more (C, d) x (d, n) product per chunk.
+- :func:`softmax_ce` (training, full softmax) walks the P positions in chunks of ``C``. With
+  more than one chunk it keeps no logits for backward and recomputes each chunk's there (one
+  more (C, d) x (d, n) product per chunk); with one chunk it keeps that chunk's softmax. Peak
+  memory of the loss is about ``4 * min(P, C) * n_items`` bytes (fp32 scores; ``6 * ...``
+  with bf16 autocast, which adds a bf16 copy of the gradient chunk), whatever the batch; the
+  item table's gradient (``4 * n_items * d`` bytes) exists anyway. ``C`` defaults to
+  ``2**28 / n_items`` (1 GiB).
 - :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option, like HSTU's
   reference): the target against N items drawn uniformly, shared by the batch: (P, N + 1).
 - :func:`rank_items` (evaluation) walks the items in chunks, keeping a running top-k and a
@@ -49,32 +50,43 @@ def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tens
 
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean CE of ``targets`` over all items, one chunk of positions at a time, logits recomputed
-    in backward: d loss / d logits = softmax - onehot, never stored for the whole batch."""
+    """Mean CE of ``targets`` over all items, one chunk of positions at a time.
+
+    d loss / d logits = softmax - onehot. When all positions fit in one chunk, the softmax of
+    the forward pass is kept for backward; otherwise backward recomputes each chunk's logits,
+    so no more than one chunk of scores ever exists.
+    """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, hidden, item_weight, targets, chunk):  # (P, d), (n, d), (P,), int
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        probabilities = None
         for start in range(0, hidden.size(0), chunk):
             h, t = hidden[start : start + chunk], targets[start : start + chunk]
             logits = _chunk_logits(h, item_weight)
-            total += (torch.logsumexp(logits, dim=1) - logits.gather(1, t[:, None]).squeeze(1)).sum()
-        ctx.save_for_backward(hidden, item_weight, targets)
+            log_norm = torch.logsumexp(logits, dim=1)
+            total += (log_norm - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            if hidden.size(0) <= chunk:  # one chunk: keep its softmax instead of recomputing it
+                probabilities = logits.sub_(log_norm[:, None]).exp_()
+        ctx.save_for_backward(hidden, item_weight, targets, probabilities)
         ctx.chunk = chunk
         return total / hidden.size(0)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_output):
-        hidden, item_weight, targets = ctx.saved_tensors
+        hidden, item_weight, targets, probabilities = ctx.saved_tensors
         scale = grad_output.float() / hidden.size(0)
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device)
         rows = torch.arange(min(ctx.chunk, hidden.size(0)), device=hidden.device)
         for start in range(0, hidden.size(0), ctx.chunk):
             h, t = hidden[start : start + ctx.chunk], targets[start : start + ctx.chunk]
-            grad = torch.softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
+            if probabilities is not None:
+                grad = probabilities  # (P, n), reused in place: this graph is not run backward twice
+            else:
+                grad = torch.softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
             grad[rows[: len(t)], t] -= 1.0
             grad *= scale
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
