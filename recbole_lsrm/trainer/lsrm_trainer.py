@@ -286,6 +286,8 @@ class LSRMTrainer(Trainer):
             for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
                 group["lr"] = lr
             checkpoint.restore_rng(self._pending["rng"], train_data.generator)
+            if self.group.enabled:  # process 0's state is now everywhere: own dropout masks again
+                torch.manual_seed(int(torch.randint(2**62, (1,))) + self.group.rank)
             self._pending = None
         if self.finished:
             return self.best_valid_score, self.best_valid_result
