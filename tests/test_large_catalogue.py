@@ -45,6 +45,26 @@ def test_chunked_ce_keeps_no_logits_for_backward():
     assert max(t.numel() for t in saved) == 500 * 8  # the item table; no (40, 500) logits
 
 
+@pytest.mark.parametrize("chunk", [4, 10_000])
+def test_padding_targets_count_for_nothing(chunk):
+    """The GPU path scores every position and weights padding (target 0) by 0."""
+    hidden, weight = _leaves((30, 8), (200, 8))
+    targets = torch.randint(1, 200, (30,), generator=torch.Generator().manual_seed(2))
+    targets[::3] = 0
+    plain = F.cross_entropy(tied_item_logits(hidden, weight), targets, ignore_index=0)
+    plain_grads = torch.autograd.grad(plain, (hidden, weight))
+    chunked = softmax_ce(hidden, targets, weight, chunk=chunk)
+    chunked_grads = torch.autograd.grad(chunked, (hidden, weight))
+    torch.testing.assert_close(chunked, plain)
+    for got, want in zip(chunked_grads, plain_grads):
+        torch.testing.assert_close(got, want)
+    torch.manual_seed(0)
+    sampled_all = sampled_softmax_ce(hidden, targets, weight, 20)
+    torch.manual_seed(0)
+    sampled_valid = sampled_softmax_ce(hidden[targets > 0], targets[targets > 0], weight, 20)
+    torch.testing.assert_close(sampled_all, sampled_valid)
+
+
 def test_all_position_loss_skips_padding_positions():
     hidden, weight = _leaves((3, 5, 8), (40, 8))
     targets = torch.tensor([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [1, 2, 3, 4, 5]])

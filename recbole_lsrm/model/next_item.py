@@ -50,45 +50,48 @@ def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tens
 
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean CE of ``targets`` over all items, one chunk of positions at a time.
+    """Mean CE of ``targets`` over all items, one chunk of positions at a time; target 0 is ignored.
 
     d loss / d logits = softmax - onehot. When all positions fit in one chunk, the softmax of
     the forward pass is kept for backward; otherwise backward recomputes each chunk's logits,
-    so no more than one chunk of scores ever exists.
+    so no more than one chunk of scores ever exists. The count of targets stays a device
+    tensor: nothing here waits for the GPU.
     """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, hidden, item_weight, targets, chunk):  # (P, d), (n, d), (P,), int
+        valid = targets > 0
+        count = valid.sum().clamp(min=1).float()
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         probabilities = None
         for start in range(0, hidden.size(0), chunk):
-            h, t = hidden[start : start + chunk], targets[start : start + chunk]
+            h, t, v = (x[start : start + chunk] for x in (hidden, targets, valid))
             logits = _chunk_logits(h, item_weight)
             log_norm = torch.logsumexp(logits, dim=1)
-            total += (log_norm - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            total += torch.where(v, log_norm - logits.gather(1, t[:, None]).squeeze(1), 0.0).sum()
             if hidden.size(0) <= chunk:  # one chunk: keep its softmax instead of recomputing it
                 probabilities = logits.sub_(log_norm[:, None]).exp_()
-        ctx.save_for_backward(hidden, item_weight, targets, probabilities)
+        ctx.save_for_backward(hidden, item_weight, targets, probabilities, count)
         ctx.chunk = chunk
-        return total / hidden.size(0)
+        return total / count
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_output):
-        hidden, item_weight, targets, probabilities = ctx.saved_tensors
-        scale = grad_output.float() / hidden.size(0)
+        hidden, item_weight, targets, probabilities, count = ctx.saved_tensors
+        row_scale = (targets > 0).float() * (grad_output.float() / count)  # (P,): 0 for padding
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device)
         rows = torch.arange(min(ctx.chunk, hidden.size(0)), device=hidden.device)
         for start in range(0, hidden.size(0), ctx.chunk):
-            h, t = hidden[start : start + ctx.chunk], targets[start : start + ctx.chunk]
+            h, t, r = (x[start : start + ctx.chunk] for x in (hidden, targets, row_scale))
             if probabilities is not None:
                 grad = probabilities  # (P, n), reused in place: this graph is not run backward twice
             else:
                 grad = torch.softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
             grad[rows[: len(t)], t] -= 1.0
-            grad *= scale
+            grad *= r[:, None]
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
             grad_hidden[start : start + ctx.chunk] = (grad @ item_weight).to(hidden.dtype)
             grad_weight += (grad.T @ h).float()
@@ -98,8 +101,9 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """Mean full-softmax CE of ``targets`` (P,) given ``hidden`` (P, d), in chunks of positions.
 
-    Equal to ``F.cross_entropy(tied_item_logits(hidden, item_weight), targets)`` in value and
-    gradients; memory as in the module docstring.
+    Positions whose target is 0 (padding) count for nothing. Equal to
+    ``F.cross_entropy(tied_item_logits(hidden, item_weight), targets, ignore_index=0)`` in value
+    and gradients; memory as in the module docstring.
     """
     if hidden.size(0) == 0:
         raise ValueError("no target positions in the batch")
@@ -111,15 +115,18 @@ def sampled_softmax_ce(
 ) -> torch.Tensor:
     """Mean CE of each target against ``num_negatives`` items drawn uniformly (shared by the batch).
 
-    A drawn item equal to a position's target is masked out for that position. Uniform draws
-    need no log-Q correction (every item has the same probability).
+    A drawn item equal to a position's target is masked out for that position; target 0
+    (padding) counts for nothing. Uniform draws need no log-Q correction (every item has the
+    same probability).
     """
     negatives = torch.randint(1, item_weight.size(0), (num_negatives,), device=hidden.device)  # (N,)
     positive = (hidden * item_weight[targets]).sum(dim=-1, keepdim=True)  # (P, 1)
     negative = hidden @ item_weight[negatives].T  # (P, N)
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
     logits = torch.cat([positive, negative], dim=1).float()
-    return F.cross_entropy(logits, torch.zeros_like(targets))
+    per_position = F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")
+    valid = targets > 0
+    return (per_position * valid).sum() / valid.sum().clamp(min=1)
 
 
 def all_position_ce_loss(
@@ -138,9 +145,13 @@ def all_position_ce_loss(
         chunk: positions per chunk of the full softmax (None: :data:`LOGITS_PER_CHUNK` / n_items).
         sampled_negatives: use the sampled softmax with this many negatives instead.
     """
-    mask = targets > 0
-    # Scores only where there is a target: B*T*n_items would be mostly padding.
-    hidden, targets = hidden[mask], targets[mask]  # (P, d), (P,)
+    hidden, targets = hidden.reshape(-1, hidden.size(-1)), targets.reshape(-1)  # (B*T, d), (B*T,)
+    if not hidden.is_cuda:
+        # On a CPU, scoring only the positions with a target saves the padding's share of the
+        # work. On a GPU that selection would make the host wait for the forward pass every
+        # step (its size is data-dependent), so padding is scored and weighted 0 instead.
+        mask = targets > 0
+        hidden, targets = hidden[mask], targets[mask]  # (P, d), (P,)
     if sampled_negatives:
         return sampled_softmax_ce(hidden, targets, item_weight, sampled_negatives)
     return softmax_ce(hidden, targets, item_weight, chunk)
