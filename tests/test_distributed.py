@@ -66,6 +66,16 @@ def test_window_placement_options():
     assert _stored(ids, compact=False).dtype == torch.int64
 
 
+def test_windows_go_to_the_gpu_when_they_take_under_an_eighth_of_its_free_memory(monkeypatch):
+    windows = _Windows(1000).inter_feat  # 1000 x 3 int64: 24,000 bytes
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 24_000, 10**9))
+    assert place_on_device(None, windows, gpu) is True
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 24_000 - 8, 10**9))
+    assert place_on_device(None, windows, gpu) is False
+    assert place_on_device(True, windows, gpu) is True  # forced
+
+
 def test_process_group_from_torchrun_environment():
     assert distributed.from_env({}) == distributed.ProcessGroup(0, 0, 1)
     group = distributed.from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
