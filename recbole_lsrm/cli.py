@@ -19,6 +19,9 @@ Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAM
 --checkpoint=PATH continues a run from its checkpoint.pth (or only tests it if it finished).
 --tasks=longtail,coldstart,crossdomain,robustness,trajectory (or all) runs the challenge
 tasks after the test and writes tasks.json and a PNG per task into the run folder.
+Several GPUs (LSRM, HSTU): torchrun --nproc_per_node=K run_recbole_lsrm.py ... (train_batch_size
+is the global batch). Large catalogues and speed: --ce_chunk_size, --sampled_softmax=N,
+--eval_item_chunk, --compile=true, --windows_on_device (see properties/overall.yaml).
 """
 
 # Options whose value is kept as the raw string.
