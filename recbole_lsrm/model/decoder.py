@@ -44,6 +44,7 @@ class AllPositionDecoder(SequentialRecommender):
         self.TARGET_SEQ = target_list_field(config)
         self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
+        self.embedding_dropout = nn.Dropout()  # at the bottom layer's rate
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = optional_positive_int(config, "ce_chunk_size")
         self.sampled_softmax = optional_positive_int(config, "sampled_softmax")
@@ -54,9 +55,22 @@ class AllPositionDecoder(SequentialRecommender):
             )
 
     # --- what subclasses define -------------------------------------------------------
+    # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate.
     def hidden_states(self, interaction) -> torch.Tensor:
         """(B, T, d) hidden state of every position of the interaction's item sequences."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define hidden_states()")
+
+    # --- layer-wise adaptive dropout ---------------------------------------------------
+    def set_layer_dropout(self, rates: list[float]) -> None:
+        """Set each layer's dropout rate (bottom first); the embedding uses the bottom rate."""
+        if len(rates) != self.n_layers:
+            raise ConfigError(f"expected {self.n_layers} dropout rates, got {len(rates)}")
+        self.embedding_dropout.p = rates[0]
+        for block, rate in zip(self.blocks, rates):
+            block.set_dropout(rate)
+
+    def layer_dropout_rates(self) -> list[float]:
+        return [block.dropout_rate for block in self.blocks]
 
     # --- shared: loss and scores ------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:

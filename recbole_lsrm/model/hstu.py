@@ -178,7 +178,6 @@ class HSTU(AllPositionDecoder):
             if isinstance(num_time_buckets, bool) or not isinstance(num_time_buckets, int) or num_time_buckets < 1:
                 raise ConfigError(f"num_time_buckets must be a positive integer, got {num_time_buckets!r}")
             self._check_timestamps(config, dataset)
-        self.embedding_dropout = nn.Dropout()
         self.rab = None if self.rab_kind == "none" else RelativeAttentionBias(self.max_seq_length, num_time_buckets)
         self.blocks = nn.ModuleList(
             HSTUBlock(self.d_model, self.n_heads, self.max_seq_length, self.attn_activation, self.gating, rate)
@@ -221,18 +220,6 @@ class HSTU(AllPositionDecoder):
                 nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
-
-    # --- layer-wise adaptive dropout ---------------------------------------------------
-    def set_layer_dropout(self, rates: list[float]) -> None:
-        """Set each block's dropout rate (bottom first); the embedding uses the bottom rate."""
-        if len(rates) != self.n_layers:
-            raise ConfigError(f"expected {self.n_layers} dropout rates, got {len(rates)}")
-        self.embedding_dropout.p = rates[0]
-        for block, rate in zip(self.blocks, rates):
-            block.set_dropout(rate)
-
-    def layer_dropout_rates(self) -> list[float]:
-        return [block.dropout_rate for block in self.blocks]
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.decoder import AllPositionDecoder
 
 
@@ -82,7 +81,6 @@ class LSRM(AllPositionDecoder):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)  # sizes, layer_dropout, embeddings
-        self.embedding_dropout = nn.Dropout()
         self.blocks = nn.ModuleList(
             DecoderBlock(self.d_model, self.n_heads, rate) for rate in self.layer_dropout
         )
@@ -100,18 +98,6 @@ class LSRM(AllPositionDecoder):
                 nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
-
-    # --- layer-wise adaptive dropout ---------------------------------------------------
-    def set_layer_dropout(self, rates: list[float]) -> None:
-        """Set each layer's dropout rate (bottom first); the embedding uses the bottom rate."""
-        if len(rates) != self.n_layers:
-            raise ConfigError(f"expected {self.n_layers} dropout rates, got {len(rates)}")
-        self.embedding_dropout.p = rates[0]
-        for block, rate in zip(self.blocks, rates):
-            block.set_dropout(rate)
-
-    def layer_dropout_rates(self) -> list[float]:
-        return [block.dropout_rate for block in self.blocks]
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
