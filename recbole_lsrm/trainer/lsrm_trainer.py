@@ -185,7 +185,7 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         """Trained next-item predictions in a batch (on the device): every target of a window, or one per row."""
         if self.target_field in interaction:
             return (interaction[self.target_field] > 0).sum()
-        return torch.tensor(len(interaction), device=self.device)
+        return torch.full((), len(interaction), dtype=torch.long, device=self.device)  # a fill, not a copy
 
     def _build_loss_module(self) -> None:
         """Compile the model if asked, and wrap its loss in DDP when there are several processes."""
