@@ -27,8 +27,8 @@ from recbole_lsrm.errors import ConfigError
 DEVICE_SHARE = 1 / 8
 
 
-def windows_bytes(interaction: Interaction) -> int:
-    return sum(t.numel() * t.element_size() for t in interaction.interaction.values())
+def tensors_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def place_on_device(setting, interaction: Interaction, device: torch.device) -> bool:
@@ -40,7 +40,7 @@ def place_on_device(setting, interaction: Interaction, device: torch.device) -> 
     if setting is not None:
         return setting
     free, _ = torch.cuda.mem_get_info(device)
-    return windows_bytes(interaction) <= DEVICE_SHARE * free
+    return tensors_bytes(interaction.interaction.values()) <= DEVICE_SHARE * free
 
 
 def _stored(tensor: torch.Tensor, compact: bool) -> torch.Tensor:
@@ -83,8 +83,7 @@ class WindowBatches:
         self.index_device = where
         self.n_windows = len(windows)
         if self.on_device:
-            size = sum(t.numel() * t.element_size() for t in self.fields.values())
-            getLogger().info(f"training windows on {device}: {size / 2**20:.1f} MiB")
+            getLogger().info(f"training windows on {device}: {tensors_bytes(self.fields.values()) / 2**20:.1f} MiB")
 
     def __len__(self) -> int:
         batches = -(-self.n_windows // self.batch_size)

@@ -65,12 +65,13 @@ class FullSortEvaluation:
         interaction = interaction.to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             hidden = self.model.full_sort_hidden(interaction)  # (B, d)
+        targets = positive_i.to(self.device)
         exclude = interaction[self.item_seq_field] if self.eval_mask_history else None
         _, top_ids, ce = rank_items(
             hidden.float(), self.model.item_table().float(), self.max_topk,
-            targets=positive_i.to(self.device), exclude=exclude, chunk=self.eval_item_chunk,
+            targets=targets, exclude=exclude, chunk=self.eval_item_chunk,
         )
-        self.eval_collector.ranked_collect(top_ids, positive_i.to(self.device), ce)
+        self.eval_collector.ranked_collect(top_ids, targets, ce)
 
     def _my_rows(self, batched_data):
         """This process's part of an evaluation batch (all of it in one process; None: no rows)."""
