@@ -25,14 +25,31 @@ import yaml
 
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.options import check_options
 
 compat.numpy_aliases()
 import recbole  # noqa: E402
 from recbole.config import Config  # noqa: E402  (needs the numpy aliases on numpy 2)
 from recbole.utils import argument_list  # noqa: E402
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES_DIR = PROJECT_ROOT / "properties"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def find_properties_dir() -> Path:
+    """The plugin's property files: ``recbole_lsrm/properties`` in an installed wheel, the
+    top-level ``properties/`` in a source tree or an editable install (the same files)."""
+    candidates = (PACKAGE_DIR / "properties", PACKAGE_DIR.parent / "properties")
+    for candidate in candidates:
+        if (candidate / "overall.yaml").is_file():
+            return candidate
+    raise ConfigError(
+        "the plugin's property files are missing (looked for overall.yaml in "
+        + " and ".join(str(c) for c in candidates)
+        + "): reinstall recbole_lsrm (pip install .) or run from its source tree"
+    )
+
+
+PROPERTIES_DIR = find_properties_dir()
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 
 # Options of the command line itself, not RecBole config keys.
@@ -217,6 +234,8 @@ class LSRMConfig(Config):
                 self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
 
     def _set_default_parameters(self) -> None:
+        # The user's values (config files, command line), against the property files' types.
+        check_options(self.external_config_dict, PROPERTIES_DIR)
         super()._set_default_parameters()
         final = self.final_config_dict
         final["data_path"] = os.path.abspath(final["data_path"])

@@ -15,3 +15,11 @@ class DatasetError(LSRMError, ValueError):
 
 class CheckpointError(LSRMError, ValueError):
     """A checkpoint that cannot be read or does not belong to this run."""
+
+
+class OutputError(LSRMError, OSError):
+    """An output that cannot be written: a missing or read-only folder, a full disk."""
+
+
+class TrainingDiverged(LSRMError, ArithmeticError):
+    """The training loss became NaN or infinite."""

@@ -22,6 +22,7 @@ from recbole_lsrm.config import LSRMConfig, check_keys
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
+from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
 from recbole_lsrm.model.lsrm import non_embedding_params
 from recbole_lsrm.tasks import TaskContext, resolve_task_settings, run_tasks
@@ -139,7 +140,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         trainer.resume_checkpoint(checkpoint_path)
 
     if group.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(run_dir)
         attach_run_log(run_dir)
     logger.info(config)
     logger.info(net)
@@ -199,6 +200,6 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     }
     if group.is_main:
         summary_path = run_dir / "summary.json"
-        checkpoint.save_json(summary, summary_path)
+        write_json(summary, summary_path)
         logger.info(set_color("summary", "green") + f": {summary_path}")
     return summary

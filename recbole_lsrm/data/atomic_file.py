@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from recbole.utils import FeatureType
+from recbole.utils import FeatureSource, FeatureType
 
 from recbole_lsrm.errors import DatasetError
 
@@ -39,7 +39,12 @@ def read_header(filepath: str, separator: str, encoding: str = "utf-8") -> list[
             FeatureType(ftype)
         except ValueError as err:
             kinds = ", ".join(t.value for t in FeatureType)
-            raise DatasetError(f"{filepath}, line 1: column {field!r} has unknown type {ftype!r} (one of {kinds})") from err
+            hint = ""
+            if any(mark in ftype for mark in (",", ";", " ", "|")):
+                hint = "; is the separator a tab? RecBole atomic files are tab-separated"
+            raise DatasetError(
+                f"{filepath}, line 1: column {field!r} has unknown type {ftype!r} (one of {kinds}){hint}"
+            ) from err
         columns.append((field, ftype))
     return columns
 
@@ -102,7 +107,25 @@ class AtomicFileMixin:
         except pd.errors.ParserError as err:
             raise DatasetError(f"{filepath}: malformed atomic file: {err}") from err
         df.columns = columns
+        self._check_complete(filepath, df, source)
         return df
+
+    def _check_complete(self, filepath: str, df: pd.DataFrame, source) -> None:
+        """An interaction file has a value in every column of every row; the id columns of
+        the other files too. pandas reads a short row or ``nan`` as a missing value, which
+        RecBole would train on without a word."""
+        if df.empty:
+            raise DatasetError(f"{filepath}: no rows after the header line")
+        ids = {self.config["USER_ID_FIELD"], self.config["ITEM_ID_FIELD"], self.config["TIME_FIELD"]}
+        required = list(df.columns) if source == FeatureSource.INTERACTION else [c for c in df.columns if c in ids]
+        for column in required:
+            missing = df[column].isna().to_numpy()
+            if missing.any():
+                row = int(np.argmax(missing))
+                raise DatasetError(
+                    f"{filepath}, line {row + 2}: column {column!r} has no value "
+                    f"(a row with fewer fields than the header, or 'nan'); {int(missing.sum()):,} such row(s)"
+                )
 
 
 def check_atomic_files(dataset_path: str, dataset: str, required: list[str], separator: str, known: list[str]) -> str:

@@ -1,7 +1,7 @@
 """Writing RecBole atomic files fast, and atomically: a failed conversion leaves nothing behind.
 
 Each file is written to a temporary file in its target folder and renamed over the target at
-the end (``recbole_lsrm.trainer.checkpoint.atomic_write``), so a crash or Ctrl-C never leaves
+the end (``recbole_lsrm.io.atomic_write``), so a crash or Ctrl-C never leaves
 a half-written ``.inter`` that RecBole would later read as a complete dataset. Folders the
 write created are removed again when it fails.
 
@@ -12,7 +12,6 @@ exact form (``4``, ``3.5``, ``1427784002``); RecBole reads them all as floats or
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -23,7 +22,7 @@ import pyarrow.csv as pa_csv
 
 from recbole_lsrm.errors import DatasetError
 from recbole_lsrm.prepare.progress import step
-from recbole_lsrm.trainer.checkpoint import atomic_write
+from recbole_lsrm.io import atomic_write, make_dir
 
 # Rows per batch handed to the CSV writer: bounds the memory of the formatted text.
 WRITE_BATCH_ROWS = 1_000_000
@@ -75,14 +74,6 @@ def _format_into(table: AtomicTable, path: str) -> None:
     except pa.ArrowInvalid as err:
         # Only reachable for a value with a tab or line break, which the readers reject earlier.
         raise DatasetError(f"cannot write a value as a tab-separated field: {err}") from err
-    # mkstemp makes the file private (0600); a dataset gets the usual mode for new files.
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_atomic_file(table: AtomicTable, path: Path) -> None:
@@ -108,7 +99,7 @@ def write_dataset(folder: Path, name: str, tables: Mapping[str, AtomicTable]) ->
     """
     folder = Path(folder)
     created = _missing_folders(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dir(folder)
     suffixes = list(tables)
     paths = [folder / f"{name}.{suffix}" for suffix in suffixes]
 

@@ -29,10 +29,9 @@ DATASETS: dict[str, str] = {
 
 
 def default_out_dir() -> Path:
-    """The project's ``dataset/`` folder, where ``--dataset=NAME`` looks by default."""
-    from recbole_lsrm.config import PROJECT_ROOT
-
-    return PROJECT_ROOT / "dataset"
+    """``dataset/`` in the working directory, where ``--dataset=NAME`` looks by default
+    (RecBole's ``data_path: dataset/``)."""
+    return Path.cwd() / "dataset"
 
 
 @dataclass

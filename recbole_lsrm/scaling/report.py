@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.io import atomic_write, make_dir
 from recbole_lsrm.scaling.fit import PAPER_FIT, FitError, fit_power_law
 
 FITS_FILE = "fits.json"
@@ -229,15 +228,7 @@ def _int(value) -> int | None:
 
 # --- plots -----------------------------------------------------------------------------------
 def _save_figure(fig, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return path
 
 
@@ -354,7 +345,6 @@ def plot_shapes(studies: list[dict[str, Any]], path: Path) -> Path:
 
 # --- writing ----------------------------------------------------------------------------------
 def _write_text(path: Path, text: str) -> None:
-    from recbole_lsrm.trainer.checkpoint import atomic_write
 
     def write(tmp: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -511,7 +501,7 @@ def write_report(
     results = Path(results).resolve()
     table = load_results(results, metric)
     out = Path(out).resolve() if out is not None else results.parent
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     predict = list(predict or [])
     unknown = sorted(set(predict) - set(table["size"]))
     if unknown:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.trainer.checkpoint import atomic_write, save_json
+from recbole_lsrm.io import atomic_write, make_dir, write_json, write_text
 
 TRIAL_RECORD = "trial.json"
 ERROR_FILE = "error.txt"
@@ -78,7 +78,7 @@ def read_trial_record(trial_dir: Path) -> dict[str, Any] | None:
 def write_trial_record(trial: dict[str, Any], summary_path: Path, cuda_visible_devices: str | None) -> Path:
     """Mark a trial finished: its spec, where its summary is, and the GPUs Ray gave it."""
     path = Path(trial["options"]["checkpoint_dir"]) / TRIAL_RECORD
-    save_json(
+    write_json(
         {
             "trial": trial,
             "summary": str(summary_path),
@@ -92,6 +92,32 @@ def write_trial_record(trial: dict[str, Any], summary_path: Path, cuda_visible_d
 
 def finished_keys(out: Path) -> set[str]:
     return {p.name for p in (Path(out) / "trials").glob("*") if read_trial_record(p) is not None}
+
+
+def write_error(trial_dir: Path, text: str) -> None:
+    """Record why a trial failed in its ``error.txt``."""
+    make_dir(trial_dir)
+    write_text(text.rstrip() + "\n", Path(trial_dir) / ERROR_FILE)
+
+
+def record_external_failure(trial_dir: Path, ray_error_file: str | None) -> str:
+    """A trial whose process died without writing its error (killed by a signal, out of
+    memory): write ``error.txt`` from what Ray saw, and return it."""
+    said = ""
+    if ray_error_file:
+        try:
+            said = Path(ray_error_file).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            said = ""
+    lines = [line for line in said.splitlines() if line.strip()]
+    cause = lines[-1] if lines else "no report from Ray"
+    text = (
+        "the trial's process ended without a Python error (killed from outside: a signal, "
+        f"the out-of-memory killer, or a lost node); Ray reports: {cause}. "
+        f"Its run.log under {trial_dir} ends where it stopped; the next sweep run resumes it."
+    )
+    write_error(trial_dir, text)
+    return text
 
 
 def last_error(trial_dir: Path) -> str | None:
@@ -131,8 +157,8 @@ def check_sweep_record(out: Path, fingerprint: dict[str, Any], write: bool = Tru
             )
         return
     if write:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        save_json(fingerprint, path)
+        make_dir(out)
+        write_json(fingerprint, path)
 
 
 # --- results.csv --------------------------------------------------------------------------
@@ -214,6 +240,6 @@ def write_results_csv(out: Path, rows: list[dict[str, Any]]) -> Path:
             for row in rows:
                 writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     atomic_write(path, write)
     return path

@@ -26,6 +26,7 @@ from recbole_lsrm.sweep.results import (
     finished_keys,
     gather,
     last_error,
+    record_external_failure,
     unfinished_checkpoint,
     write_results_csv,
 )
@@ -130,7 +131,7 @@ def _progress_callback_class():
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
             spec = self.specs[self._key(trial)]
-            error = last_error(spec.trial_dir) or f"no message; see the run.log under {spec.trial_dir}"
+            error = last_error(spec.trial_dir) or record_external_failure(spec.trial_dir, trial.error_file)
             if error.startswith("Traceback"):  # not a plugin error: show where it came from
                 self._say(f"{spec.key} FAILED:\n" + "\n".join("    " + line for line in error.splitlines()))
             else:

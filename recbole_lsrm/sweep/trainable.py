@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.io import make_dir
 from recbole_lsrm.sweep.plan import TrialSpec
 from recbole_lsrm.sweep.results import (
     ERROR_FILE,
     finished_summary,
     unfinished_checkpoint,
+    write_error,
     write_trial_record,
 )
 from recbole_lsrm.sweep.session import report
-from recbole_lsrm.trainer.checkpoint import atomic_write
 
 
 def epoch_metrics(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
@@ -45,15 +46,6 @@ def epoch_metrics(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def _write_error(trial_dir: Path, text: str) -> None:
-    trial_dir.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text.rstrip() + "\n", encoding="utf-8")
-
-    atomic_write(trial_dir / ERROR_FILE, write)
-
-
 def train_trial(config: dict[str, Any]) -> None:
     """Train and test one trial; resumes the trial's interrupted run if there is one."""
     import torch
@@ -63,7 +55,7 @@ def train_trial(config: dict[str, Any]) -> None:
     spec = TrialSpec.from_dict(config["trial"])
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     trial_dir = spec.trial_dir
-    trial_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(trial_dir)
     (trial_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's error is not this one's
 
     def on_epoch(epoch: int, record: dict[str, Any]) -> None:
@@ -79,10 +71,10 @@ def train_trial(config: dict[str, Any]) -> None:
                 summary = run(spec.model, spec.dataset, spec.config_files, spec.options, epoch_callback=on_epoch)
             summary_path = Path(summary["run_dir"]) / "summary.json"
     except LSRMError as err:
-        _write_error(trial_dir, f"{type(err).__name__}: {err}")
+        write_error(trial_dir, f"{type(err).__name__}: {err}")
         raise
     except Exception:
-        _write_error(trial_dir, traceback.format_exc())
+        write_error(trial_dir, traceback.format_exc())
         raise
     write_trial_record(config["trial"], summary_path, os.environ.get("CUDA_VISIBLE_DEVICES"))
 

@@ -75,7 +75,7 @@ def run_tasks(ctx: TaskContext, run_dir: Path, write: bool = True) -> dict[str, 
 
     Under torchrun every process runs them (their evaluations are shared), one writes.
     """
-    from recbole_lsrm.trainer.checkpoint import save_json
+    from recbole_lsrm.io import write_json
 
     logger = getLogger()
     names, asked_all = parse_tasks(ctx.config["tasks"])
@@ -92,6 +92,6 @@ def run_tasks(ctx: TaskContext, run_dir: Path, write: bool = True) -> dict[str, 
             save_plot(lambda ax, m=module, r=results[name]: m.plot(r, ax), Path(run_dir) / f"task_{name}.png")
     path = Path(run_dir) / "tasks.json"
     if write:
-        save_json(results, path)
+        write_json(results, path)
         logger.info(f"tasks: {path}")
     return results

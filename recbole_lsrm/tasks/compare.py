@@ -41,7 +41,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 
 def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
-    from recbole_lsrm.trainer.checkpoint import save_json
+    from recbole_lsrm.io import make_dir, write_json
 
     runs = sorted((load_run(Path(d)) for d in run_dirs), key=lambda r: r["size"])
     labels = [r["label"] for r in runs]
@@ -63,8 +63,8 @@ def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
         print(f"\n{task} (runs ordered by size; ratios to the smallest)\n" + format_table(rows))
 
     out_dir = Path(out) if out else Path("saved") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_json({"runs": [{"label": l, "dir": r["dir"], "size": r["size"]} for l, r in zip(labels, runs)], "tasks": table},
+    make_dir(out_dir)
+    write_json({"runs": [{"label": l, "dir": r["dir"], "size": r["size"]} for l, r in zip(labels, runs)], "tasks": table},
               out_dir / "compare.json")
 
     def draw(axes) -> None:

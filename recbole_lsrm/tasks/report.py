@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from recbole_lsrm.io import atomic_write
 
 
 def _cell(value) -> str:
@@ -36,12 +36,7 @@ def save_plot(draw: Callable, path: Path, ncols: int = 1, nrows: int = 1, size=(
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
     draw(axes[0, 0] if nrows * ncols == 1 else axes)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".png", dir=Path(path).parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)

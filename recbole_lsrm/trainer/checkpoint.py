@@ -1,4 +1,5 @@
-"""Checkpoints as plain state (tensors, numbers, strings, lists, dicts), written atomically.
+"""Checkpoints as plain state (tensors, numbers, strings, lists, dicts), written atomically
+(:func:`recbole_lsrm.io.atomic_write`).
 
 Nothing in them needs unpickling of code objects, so they always load with
 ``torch.load(..., weights_only=True)``. RNG states are stored as tensors so that a resumed
@@ -7,46 +8,20 @@ run draws the same dropout masks and batch order as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from recbole_lsrm.compat import safe_torch_load
+from recbole_lsrm.io import atomic_write
 
 FORMAT = "recbole_lsrm.checkpoint/1"
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save(state: dict, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def save_json(data: Any, path: Path) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-
-    atomic_write(path, write)
 
 
 def load(path: str | Path) -> dict:

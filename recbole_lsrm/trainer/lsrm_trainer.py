@@ -44,7 +44,7 @@ from recbole.utils import WandbLogger, dict2str, early_stopping, set_color
 from recbole_lsrm import distributed
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.distributed import ProcessGroup
-from recbole_lsrm.errors import CheckpointError, ConfigError
+from recbole_lsrm.errors import CheckpointError, ConfigError, TrainingDiverged
 from recbole_lsrm.evaluation import LSRMCollector
 from recbole_lsrm.model.decoder import optional_positive_int
 from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
@@ -239,8 +239,41 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         totals = distributed.all_reduce_sum(torch.stack([loss_sum, positions.float()]))
         mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
         if not math.isfinite(mean_loss):
-            raise ValueError(f"training loss is {mean_loss} in epoch {epoch_idx}: lower learning_rate or check the data")
+            lr_key, lr = ("learning_rate", self.learning_rate) if self.phase == "adam" else ("sgd_lr", self.sgd_lr)
+            message = (
+                f"training diverged: the loss is {mean_loss} in epoch {epoch_idx} ({self.phase} phase, {lr_key}={lr:g}). "
+                f"Lower {lr_key}, or check the data; the checkpoint of the last finished epoch is kept "
+                f"({self.checkpoint_file}): resume it with --checkpoint=... --{lr_key}=<smaller>"
+            )
+            self.logger.error(message)
+            raise TrainingDiverged(message)
         return mean_loss, n_positions
+
+    def _apply_configured_hyperparameters(self) -> None:
+        """After a resume: the phase's learning rate, weight decay and momentum are the
+        configured ones (options given with --checkpoint override the run's), and the rate
+        is put back where the schedule had reached. Each change is logged."""
+        lr_key, base_lr = ("learning_rate", self.learning_rate) if self.phase == "adam" else ("sgd_lr", self.sgd_lr)
+        wanted = {"weight_decay": self.weight_decay}
+        if self.phase == "sgd":
+            wanted["momentum"] = self.sgd_momentum
+        decay_group = self.optimizer.param_groups[0]  # optim.param_groups: matrices first
+        stored_lr = self.scheduler.base_lrs[0]
+        changes = [f"{lr_key} {stored_lr:g} -> {base_lr:g}"] if stored_lr != base_lr else []
+        for key, value in wanted.items():
+            if decay_group.get(key) != value:
+                changes.append(f"{'sgd_' if key == 'momentum' else ''}{key} {decay_group.get(key):g} -> {value:g}")
+                decay_group[key] = value
+        if "momentum" in wanted:
+            self.optimizer.param_groups[1]["momentum"] = wanted["momentum"]
+        step = self.scheduler.last_epoch
+        self.scheduler.base_lrs = [base_lr] * len(self.optimizer.param_groups)
+        for group, factor in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+            group["initial_lr"] = base_lr
+            group["lr"] = base_lr * factor(step)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if changes:
+            self.logger.info(set_color("Resumed with new settings", "yellow") + ": " + ", ".join(changes))
 
     def _should_switch(self, epoch: int) -> bool:
         if not self.optimizer_switch or self.phase != "adam" or epoch + 1 >= self.epochs:
@@ -281,9 +314,7 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.scheduler = self._build_scheduler(steps_per_epoch)
         if self._pending is not None:
             self.scheduler.load_state_dict(self._pending["scheduler"])
-            # A new scheduler sets its step-0 rate; put back the rate the run had reached.
-            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
-                group["lr"] = lr
+            self._apply_configured_hyperparameters()
             checkpoint.restore_rng(self._pending["rng"], train_data.generator)
             if self.group.enabled:  # process 0's state is now everywhere: own dropout masks again
                 torch.manual_seed(int(torch.randint(2**62, (1,))) + self.group.rank)
