@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from recbole_lsrm.pipeline import run
@@ -103,3 +104,18 @@ def test_checkpoints_hold_plain_state_only(tiny_dataset, run_options):
         assert state["format"] == checkpoint.FORMAT
     on_disk = json.loads(open(summary["run_dir"] + "/summary.json").read())
     assert on_disk["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("steps", [3, 4])
+def test_gradient_accumulation_gives_the_weights_of_one_batch(run_options, one_thread, steps):
+    """K micro-batches and one step equal one batch K times the size; ml-100k's windows have
+    different numbers of targets, so the micro-batches must be weighted by their positions."""
+
+    options = {**run_options, "epochs": 1, "layer_dropout": 0.0, "train_batch_size": 96, "topk": [10]}
+    whole = run("LSRM", "ml-100k", options=options)
+    accumulated = run("LSRM", "ml-100k", options={**options, "gradient_accumulation_steps": steps})
+    a = checkpoint.load(whole["checkpoint"])["model"]
+    b = checkpoint.load(accumulated["checkpoint"])["model"]
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=2e-5, msg=name)
+    assert accumulated["history"][0]["train_loss"] == pytest.approx(whole["history"][0]["train_loss"], rel=1e-5)

@@ -6,7 +6,8 @@
 - Layer-wise adaptive dropout and its schedule: each epoch starts by setting every layer's
   rate from ``layer_dropout`` and ``dropout_schedule``.
 - Warm-up + cosine learning rate per step, weight decay on matrices only.
-- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device;
+- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device; gradient
+  accumulation over ``gradient_accumulation_steps`` micro-batches per batch;
   ``compile: True`` compiles the model; no host sync per step (losses add up on the device).
 - Data-parallel under torchrun: the loss goes through DistributedDataParallel, weighted so that
   K processes compute the gradient of one global batch's mean; evaluation splits each batch of
@@ -23,6 +24,7 @@ and with ``optimizer_switch: False`` and ``lr_scheduler: constant`` it is RecBol
 
 from __future__ import annotations
 
+import contextlib
 import math
 from logging import getLogger
 from pathlib import Path
@@ -110,6 +112,8 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.is_main = self.group.is_main
         self.compile = config["compile"]
         self.eval_item_chunk = optional_positive_int(config, "eval_item_chunk")
+        # Each batch in K micro-batches, one optimizer step: the batch, not the memory, is train_batch_size.
+        self.accumulation_steps = config["gradient_accumulation_steps"] or 1
         self.max_topk = max(config["topk"])
         self._loss_module = None  # what training calls: the model, compiled and/or in DDP
         self._saved = True
@@ -187,6 +191,14 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
             return (interaction[self.target_field] > 0).sum()
         return torch.full((), len(interaction), dtype=torch.long, device=self.device)  # a fill, not a copy
 
+    def _micro_batches(self, interaction) -> list:
+        """The batch cut into ``gradient_accumulation_steps`` consecutive parts (none empty)."""
+        rows = len(interaction)
+        if self.accumulation_steps == 1 or rows <= 1:
+            return [interaction]
+        size = -(-rows // self.accumulation_steps)
+        return [interaction[start:start + size] for start in range(0, rows, size)]
+
     def _build_loss_module(self) -> None:
         """Compile the model if asked, and wrap its loss in DDP when there are several processes."""
         if self._loss_module is not None:
@@ -216,23 +228,31 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         for step, interaction in enumerate(iter_data):
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-                losses = loss_func(interaction)
-            loss = sum(losses) if isinstance(losses, tuple) else losses
             count = self._positions(interaction)
-            if self.group.enabled:
-                # DDP averages gradients over K processes. Each process's mean is weighted by its
-                # share of the global batch's positions, so the average is the global batch's mean.
-                total = distributed.all_reduce_sum(count.detach().float().clone())
-                (loss * (count * self.group.world_size / total)).backward()
-            else:
-                loss.backward()
+            # Each micro-batch's mean is weighted by its share of the batch's positions (over all
+            # processes: DDP averages gradients over K processes), so the summed gradient is the
+            # gradient of the whole global batch's mean.
+            total = distributed.all_reduce_sum(count.detach().float().clone()) if self.group.enabled else count.float()
+            scale = self.group.world_size / total.clamp(min=1)
+            micro_batches = self._micro_batches(interaction)
+            for i, micro in enumerate(micro_batches):
+                last = i == len(micro_batches) - 1
+                no_sync = getattr(loss_func, "no_sync", None)  # DDP: all-reduce after the last only
+                with contextlib.nullcontext() if last or no_sync is None else no_sync():
+                    with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                        losses = loss_func(micro)
+                    loss = sum(losses) if isinstance(losses, tuple) else losses
+                    micro_count = count if len(micro_batches) == 1 else self._positions(micro)
+                    if len(micro_batches) == 1 and not self.group.enabled:
+                        loss.backward()  # the batch's mean as it is
+                    else:
+                        (loss * (micro_count * scale)).backward()
+                loss_sum += loss.detach().float() * micro_count
+            positions += count
             if self.clip_grad_norm:
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
-            loss_sum += loss.detach().float() * count
-            positions += count
             if show_progress and step % 20 == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
                 iter_data.set_postfix_str(f"loss={float(loss_sum / positions.clamp(min=1)):.4f} lr={lr:.2e}")
