@@ -114,10 +114,13 @@ def test_compiled_model_trains_like_the_eager_one(tiny_dataset, run_options):
         run("LSRM", "cyclic", options={**options, "compile": "yes"})
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
-    """torchrun --nproc_per_node=2 on ml-100k: the same losses, metrics and weights as one process."""
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_two_gloo_processes_match_one_process(tmp_path, accumulation):
+    """torchrun --nproc_per_node=2 on ml-100k: the same losses, metrics and weights as one process
+    (with accumulation: each process's half batch in 3 micro-batches, gradients exchanged once)."""
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
-    args = [f"--{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in DDP_RUN.items()]
+    ddp_options = {**DDP_RUN, "gradient_accumulation_steps": accumulation}
+    args = [f"--{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in ddp_options.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         env.pop(key, None)
