@@ -36,10 +36,13 @@ class ProcessGroup:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun: joins a process group even when alone
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        # torchrun with one process still runs the data-parallel path (NCCL or gloo, DDP), so
+        # that path can be checked on a machine with one GPU.
+        return self.world_size > 1 or self.launched
 
     @property
     def is_main(self) -> bool:
@@ -56,7 +59,7 @@ def from_env(environ: dict | None = None) -> ProcessGroup:
         missing = sorted(set(_ENV) - set(present))
         raise ConfigError(f"incomplete distributed environment: {', '.join(missing)} not set (start with torchrun)")
     try:
-        group = ProcessGroup(int(env["RANK"]), int(env["LOCAL_RANK"]), int(env["WORLD_SIZE"]))
+        group = ProcessGroup(int(env["RANK"]), int(env["LOCAL_RANK"]), int(env["WORLD_SIZE"]), launched=True)
     except ValueError as err:
         raise ConfigError(f"RANK, LOCAL_RANK and WORLD_SIZE must be integers: {err}") from err
     if not 0 <= group.rank < group.world_size or group.local_rank < 0:

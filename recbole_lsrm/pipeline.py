@@ -153,7 +153,8 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     logger.info(
         set_color("training rows", "blue") + f": {len(train_data.dataset):,} per epoch, "
         f"{len(train_data)} batches; run folder {run_dir}"
-        + (f"; {group.world_size} processes share each batch" if group.enabled else "")
+        + (f"; {group.world_size} processes share each batch" if group.world_size > 1 else "")
+        + ("; torchrun with one process" if group.enabled and group.world_size == 1 else "")
     )
 
     trainer.fit(

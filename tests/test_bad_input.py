@@ -209,3 +209,22 @@ def test_a_trial_killed_from_outside_gets_an_error_file(tmp_path):
     assert (trial_dir / ERROR_FILE).exists() and last_error(trial_dir) == text
     assert "killed from outside" in text and "The actor died unexpectedly" in text
     assert "no report from Ray" in record_external_failure(tmp_path / "other", None)
+
+
+def test_the_sweep_reports_a_killed_trial_with_what_ray_saw(tmp_path):
+    import io as text_io
+    from types import SimpleNamespace
+
+    from recbole_lsrm.sweep.runner import _progress_callback_class
+
+    trial_dir = tmp_path / "trials" / "l2-f100-s0"
+    ray_error = tmp_path / "error.txt"
+    ray_error.write_text("ray.exceptions.RayActorError: The actor died unexpectedly before finishing this task.\n")
+    spec = SimpleNamespace(key="l2-f100-s0", trial_dir=trial_dir)
+    stream = text_io.StringIO()
+    progress = _progress_callback_class()({"l2-f100-s0": spec}, stream)
+    trial = SimpleNamespace(config={"trial": {"key": "l2-f100-s0"}}, error_file=str(ray_error))
+    progress.on_trial_error(0, [], trial)
+    said = stream.getvalue()
+    assert "l2-f100-s0 FAILED: the trial's process ended without a Python error" in said
+    assert "The actor died unexpectedly" in (trial_dir / "error.txt").read_text()

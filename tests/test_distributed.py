@@ -80,6 +80,8 @@ def test_process_group_from_torchrun_environment():
     assert distributed.from_env({}) == distributed.ProcessGroup(0, 0, 1)
     group = distributed.from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
     assert (group.rank, group.local_rank, group.world_size, group.enabled, group.is_main) == (3, 1, 4, True, False)
+    alone = distributed.from_env({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"})
+    assert alone.enabled and alone.is_main  # torchrun with one process: the data-parallel path
     with pytest.raises(ConfigError, match="WORLD_SIZE not set"):
         distributed.from_env({"RANK": "0", "LOCAL_RANK": "0"})
     with pytest.raises(ConfigError, match="not within"):
