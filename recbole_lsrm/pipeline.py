@@ -48,6 +48,27 @@ def _run_info_from_checkpoint(path: str) -> dict:
     return state["run"]
 
 
+# Settings a checkpoint carries on with as they were: its RNG states, its model's shape, its
+# windows and batches (the schedule counts steps per epoch), its optimizer's kind and its data.
+FIXED_ON_RESUME = (
+    "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride",
+    "train_batch_size", "learner", "optimizer_switch", "cold_start_users",
+    "trajectory_holdout", "data_path", "load_col", "eval_args", "scale",
+)
+
+
+def _check_resume_overrides(given: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Refuse, by name, an option that a resumed run could not apply (it would be recorded
+    in summary.json without having had any effect)."""
+    for key in FIXED_ON_RESUME:
+        if key in given and (key not in stored or given[key] != stored[key]):
+            was = f"{stored[key]!r}" if key in stored else "its default"
+            raise ConfigError(
+                f"--{key} cannot change when resuming (the checkpoint continues with {was}): "
+                f"start a new run to train with {key}={given[key]!r}"
+            )
+
+
 def _parameter_counts(model: torch.nn.Module, config) -> dict[str, Any]:
     total = sum(p.numel() for p in model.parameters())
     embedding = sum(p.numel() for name, p in model.named_parameters() if "embedding" in name)
@@ -91,6 +112,7 @@ def run(
             if given is not None and given != stored:
                 raise ConfigError(f"--{what}={given} does not match the checkpoint's {what} {stored}")
         model, dataset = info["model"], info["dataset"]
+        _check_resume_overrides(options, info["options"])
         config_files = list(info["config_files"]) + config_files
         options = {**info["options"], **options}
     model = model or DEFAULT_MODEL

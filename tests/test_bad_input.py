@@ -194,6 +194,9 @@ def test_a_resumed_run_trains_at_the_learning_rate_it_records(tmp_path, tiny_dat
     with pytest.raises(Killed):
         run("LSRM", "cyclic", options=options, epoch_callback=kill_after_epoch_0)
     run_dir = _newest_run(Path(tiny_dataset["checkpoint_dir"]))
+    for key, value in (("seed", 5), ("n_layers", 2), ("train_batch_size", 32)):
+        with pytest.raises(ConfigError, match=f"--{key} cannot change when resuming"):
+            run(checkpoint_path=str(run_dir / "checkpoint.pth"), options={key: value})
     resumed = run(checkpoint_path=str(run_dir / "checkpoint.pth"), options={"learning_rate": 0.0005})
     assert resumed["options"]["learning_rate"] == 0.0005
     assert [r["lr"] for r in resumed["history"]] == [options.get("learning_rate", 0.002), 0.0005, 0.0005]
