@@ -231,3 +231,10 @@ def test_the_sweep_reports_a_killed_trial_with_what_ray_saw(tmp_path):
     said = stream.getvalue()
     assert "l2-f100-s0 FAILED: the trial's process ended without a Python error" in said
     assert "The actor died unexpectedly" in (trial_dir / "error.txt").read_text()
+
+
+def test_divergence_in_the_first_epoch_says_there_is_nothing_to_resume(capsys, tmp_path, one_thread):
+    code = main(_tiny_args(f"--checkpoint_dir={tmp_path / 'saved'}", "--learning_rate=1e6", "--warmup_steps=0"))
+    err = capsys.readouterr().err
+    assert code == 2 and "training diverged" in err and "learning_rate=1e+06" in err, err
+    assert "nothing to resume" in err

@@ -260,10 +260,14 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
         if not math.isfinite(mean_loss):
             lr_key, lr = ("learning_rate", self.learning_rate) if self.phase == "adam" else ("sgd_lr", self.sgd_lr)
+            if self.checkpoint_file.is_file():
+                how = (f"the checkpoint of the last finished epoch is kept: resume it with "
+                       f"--checkpoint={self.checkpoint_file} --{lr_key}=<smaller>")
+            else:
+                how = f"no epoch finished, so there is nothing to resume: start again with a smaller {lr_key}"
             message = (
-                f"training diverged: the loss is {mean_loss} in epoch {epoch_idx} ({self.phase} phase, {lr_key}={lr:g}). "
-                f"Lower {lr_key}, or check the data; the checkpoint of the last finished epoch is kept "
-                f"({self.checkpoint_file}): resume it with --checkpoint=... --{lr_key}=<smaller>"
+                f"training diverged: the loss is {mean_loss} in epoch {epoch_idx} ({self.phase} phase, "
+                f"{lr_key}={lr:g}). Lower {lr_key}, or check the data; {how}"
             )
             self.logger.error(message)
             raise TrainingDiverged(message)
