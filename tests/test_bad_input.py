@@ -218,6 +218,7 @@ def test_the_sweep_reports_a_killed_trial_with_what_ray_saw(tmp_path):
     import io as text_io
     from types import SimpleNamespace
 
+    pytest.importorskip("ray", reason="sweeps need Ray Tune")
     from recbole_lsrm.sweep.runner import _progress_callback_class
 
     trial_dir = tmp_path / "trials" / "l2-f100-s0"
