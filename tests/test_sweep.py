@@ -212,3 +212,21 @@ def test_missing_subset_is_reported_before_ray_starts(tiny_dataset, tmp_path, mo
     monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: pytest.fail("Ray started"))
     with pytest.raises(DatasetError, match="cyclic-10"):
         build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1", "--fractions=0.1"))
+
+
+@pytest.mark.parametrize("model,n_layers,d_model,formula", [
+    ("LSRM", 2, 64, "paper: 12 n_layers d_model^2"),
+    ("HSTU", 2, 64, "blocks: 5 n_layers d_model^2 (4 without gating)"),
+])
+def test_results_rows_name_how_each_model_counts_n(tmp_path, model, n_layers, d_model, formula):
+    from recbole_lsrm.sweep.results import result_row
+
+    per_layer = 12 if model == "LSRM" else 5
+    summary = {"model": model, "dataset": "ml-1m", "n_layers": n_layers, "d_model": d_model,
+               "non_embedding_params": per_layer * n_layers * d_model**2, "non_embedding_params_counted": 1,
+               "history": [], "test": {}, "best_valid": {}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    trial = {"key": "x", "size": "l2", "base_dataset": "ml-1m", "fraction": 1.0, "seed": 0}
+    row = result_row({"trial": trial, "summary": str(path)})
+    assert row["N_source"] == formula and row["N"] == per_layer * n_layers * d_model**2

@@ -378,7 +378,7 @@ def _markdown(
         "# Scaling report",
         "",
         f"Results: `{source}`, loss: `{metric}`. Law (paper IV-A, eq. 2): L(N) = E + (N0 / N)^alpha, "
-        f"N = non-embedding parameters (the paper's 12 n_layers d_model^2 for LSRM-shaped models, counted otherwise).",
+        f"N = non-embedding parameters (the paper's 12 n_layers d_model^2 for LSRM, 5 n_layers d_model^2 for HSTU's blocks, counted otherwise; results.csv's N_source says which).",
         "",
         "## Model size (Figure 2a)",
         "",

@@ -94,6 +94,17 @@ def finished_keys(out: Path) -> set[str]:
     return {p.name for p in (Path(out) / "trials").glob("*") if read_trial_record(p) is not None}
 
 
+# How each model's paper-style N is counted (its blocks' weight matrices), for results.csv.
+_PAPER_N_FORMULAS = {
+    "LSRM": "paper: 12 n_layers d_model^2",
+    "HSTU": "blocks: 5 n_layers d_model^2 (4 without gating)",
+}
+
+
+def _paper_n_formula(model: str) -> str:
+    return _PAPER_N_FORMULAS.get(model, "the model's block matrices")
+
+
 def write_error(trial_dir: Path, text: str) -> None:
     """Record why a trial failed in its ``error.txt``."""
     make_dir(trial_dir)
@@ -191,7 +202,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         "reference_shape": bool(trial.get("reference_shape")),
         # The x-axis of the law: the paper's count for LSRM-shaped models, counted otherwise.
         "N": paper_n if paper_n is not None else counted,
-        "N_source": "paper: 12 n_layers d_model^2" if paper_n is not None else "counted",
+        "N_source": _paper_n_formula(summary["model"]) if paper_n is not None else "counted",
         "non_embedding_params": paper_n,
         "non_embedding_params_counted": counted,
         "total_params": summary.get("total_params"),
