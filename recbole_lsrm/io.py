@@ -2,7 +2,7 @@
 
 Every file the plugin writes (checkpoints, summaries, results tables, reports, plots, atomic
 dataset files) goes through :func:`atomic_write`: the content is written to a temporary file
-``.<name>.XXXXXXXX`` in the target folder, given the permissions a new file gets under the
+``.<name>.<8 random characters>`` (``mkstemp``'s name) in the target folder, given the permissions a new file gets under the
 umask (``mkstemp`` would leave it 0600, unreadable by collaborators), and renamed over the
 target. A write killed half-way leaves only that temporary file; the next successful write of
 the same path removes it.
@@ -29,15 +29,17 @@ def umask() -> int:
     return mask
 
 
-def describe_os_error(err: OSError, path: Path | str) -> str:
-    """One line naming the path and the cause; a full disk says so."""
+def describe_os_error(err: OSError, path: Path | str, action: str = "write") -> str:
+    """One line naming what could not be done to ``path`` and why; a full disk says so."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"cannot write {path}: the disk is full (no space left on the device holding {Path(path).parent})"
-    if err.errno == errno.EROFS:
-        return f"cannot write {path}: the filesystem is read-only"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return f"cannot write {path}: permission denied"
-    return f"cannot write {path}: {err.strerror or err}"
+        cause = f"the disk is full (no space left on the device holding {Path(path).parent})"
+    elif err.errno == errno.EROFS:
+        cause = "the filesystem is read-only"
+    elif err.errno in (errno.EACCES, errno.EPERM):
+        cause = "permission denied"
+    else:
+        cause = err.strerror or str(err)
+    return f"cannot {action} {path}: {cause}"
 
 
 def _temporary_pattern(name: str) -> re.Pattern:
@@ -45,7 +47,8 @@ def _temporary_pattern(name: str) -> re.Pattern:
 
 
 def remove_stale_temporaries(path: Path, older_than: float) -> None:
-    """Remove ``.<name>.XXXXXXXX`` files beside ``path`` left by writes killed before ``older_than``."""
+    """Remove the temporary files of ``path`` (``.<name>.<8 random characters>``) that writes
+    killed before ``older_than`` left beside it."""
     pattern = _temporary_pattern(path.name)
     try:
         entries = list(os.scandir(path.parent))
@@ -84,7 +87,7 @@ def atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
     except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError):
+        if isinstance(err, OSError) and not isinstance(err, OutputError):  # a nested write's error is whole
             raise OutputError(describe_os_error(err, path)) from err
         raise
     remove_stale_temporaries(path, older_than=started)
@@ -118,5 +121,5 @@ def make_dir(path: Path | str) -> Path:
     except NotADirectoryError as err:
         raise OutputError(f"cannot create the folder {path}: a parent is a file, not a folder") from err
     except OSError as err:
-        raise OutputError(describe_os_error(err, path).replace("cannot write", "cannot create the folder")) from err
+        raise OutputError(describe_os_error(err, path, action="create the folder")) from err
     return path

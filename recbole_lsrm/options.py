@@ -3,8 +3,8 @@
 Every key in ``properties/`` carries a comment ``# (type) meaning``; the type is read from
 there (one source, next to the default), so ``--epochs=abc`` or ``--learning_rate=[1, 2]`` is
 refused with the key, the expected type and the value before anything is built. ``~`` is
-accepted where some property file's default is ``~`` or its comment says what ``~`` means. :data:`RANGES` adds the bounds that a
-type alone cannot say (a learning rate must be positive).
+accepted where some property file's default is ``~`` or its comment says what ``~`` means.
+:data:`RANGES` adds the bounds that a type alone cannot say (a learning rate must be positive).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.io import atomic_write, make_dir
+from recbole_lsrm.io import atomic_write, make_dir, write_text
 from recbole_lsrm.scaling.fit import PAPER_FIT, FitError, fit_power_law
 
 FITS_FILE = "fits.json"
@@ -344,14 +344,6 @@ def plot_shapes(studies: list[dict[str, Any]], path: Path) -> Path:
 
 
 # --- writing ----------------------------------------------------------------------------------
-def _write_text(path: Path, text: str) -> None:
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    atomic_write(path, write)
-
-
 def _num(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
@@ -549,7 +541,7 @@ def write_report(
         "notes": notes,
     }
     fits_path = out / FITS_FILE
-    _write_text(fits_path, json.dumps(document, indent=2, default=str) + "\n")
+    write_text(json.dumps(document, indent=2, default=str) + "\n", fits_path)
     report_path = out / REPORT_FILE
-    _write_text(report_path, _markdown(results, metric, predict, fits, curves, studies, plots, notes))
+    write_text(_markdown(results, metric, predict, fits, curves, studies, plots, notes), report_path)
     return Report(fits_path, report_path, files, notes, fits)

@@ -229,24 +229,23 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             count = self._positions(interaction)
-            # Each micro-batch's mean is weighted by its share of the batch's positions (over all
-            # processes: DDP averages gradients over K processes), so the summed gradient is the
-            # gradient of the whole global batch's mean.
-            total = distributed.all_reduce_sum(count.detach().float().clone()) if self.group.enabled else count.float()
-            scale = self.group.world_size / total.clamp(min=1)
             micro_batches = self._micro_batches(interaction)
+            scale = None  # one batch in one process: its mean as it is
+            if len(micro_batches) > 1 or self.group.enabled:
+                # Each micro-batch's mean is weighted by its share of the batch's positions over all
+                # processes (DDP averages gradients over K processes), so the summed gradient is
+                # the gradient of the whole global batch's mean.
+                total = distributed.all_reduce_sum(count.detach().float().clone()) if self.group.enabled else count.float()
+                scale = self.group.world_size / total.clamp(min=1)
+            no_sync = getattr(loss_func, "no_sync", None)  # DDP: gradients exchanged after the last only
             for i, micro in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
-                no_sync = getattr(loss_func, "no_sync", None)  # DDP: all-reduce after the last only
                 with contextlib.nullcontext() if last or no_sync is None else no_sync():
                     with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                         losses = loss_func(micro)
                     loss = sum(losses) if isinstance(losses, tuple) else losses
                     micro_count = count if len(micro_batches) == 1 else self._positions(micro)
-                    if len(micro_batches) == 1 and not self.group.enabled:
-                        loss.backward()  # the batch's mean as it is
-                    else:
-                        (loss * (micro_count * scale)).backward()
+                    (loss if scale is None else loss * (micro_count * scale)).backward()
                 loss_sum += loss.detach().float() * micro_count
             positions += count
             if self.clip_grad_norm:
@@ -295,7 +294,6 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         for group, factor in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
             group["initial_lr"] = base_lr
             group["lr"] = base_lr * factor(step)
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         if changes:
             self.logger.info(set_color("Resumed with new settings", "yellow") + ": " + ", ".join(changes))
 
