@@ -36,7 +36,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     **{key: POSITIVE for key in (
         "epochs", "n_layers", "d_model", "n_heads", "hidden_size", "inner_size", "train_batch_size",
         "eval_batch_size", "MAX_ITEM_LIST_LENGTH", "learning_rate", "sgd_lr", "stopping_step",
-        "switch_patience", "num_time_buckets", "gradient_accumulation_steps", "layer_norm_eps", "initializer_range",
+        "switch_patience", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws", "layer_norm_eps", "initializer_range",
     )},
     **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay")},
     **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob")},

@@ -22,6 +22,7 @@ from recbole_lsrm.config import LSRMConfig, check_keys
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
+from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
 from recbole_lsrm.model.lsrm import non_embedding_params
@@ -184,8 +185,13 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     )
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_result = {k: float(v) for k, v in (test_result or {}).items()}
+    per_user = trainer.last_per_user
+    test_intervals = bootstrap_intervals(per_user) if per_user else {}
     logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    if test_intervals:
+        shown = ", ".join(f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in test_intervals.items() if k.endswith("@10") or k == "celoss")
+        logger.info(set_color("test 95% intervals", "yellow") + f" (bootstrap over {len(per_user['celoss'] if 'celoss' in per_user else next(iter(per_user.values())))} users): {shown}")
 
     tasks_file = None
     if task_names:
@@ -209,6 +215,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "best_valid": trainer.best_valid_result,
         "test": test_result,
         "test_ce_loss": test_result.get("celoss"),
+        "test_intervals": test_intervals,  # 95% bootstrap over test users
         "eval_mask_history": bool(config["eval_mask_history"]),
         "seed": config["seed"],
         "device": str(config["device"]),
@@ -222,6 +229,8 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "history": trainer.history,
     }
     if group.is_main:
+        if per_user:
+            save_per_user(per_user, run_dir)
         summary_path = run_dir / "summary.json"
         write_json(summary, summary_path)
         logger.info(set_color("summary", "green") + f": {summary_path}")

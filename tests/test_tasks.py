@@ -37,7 +37,8 @@ def test_trajectory_rank_perfect_disjoint_and_mixed():
 @pytest.fixture(scope="module")
 def ml100k_tasks(tmp_path_factory):
     saved = tmp_path_factory.mktemp("tasks") / "saved"
-    return run("LSRM", "ml-100k", options={**TINY_TASK_RUN, "checkpoint_dir": str(saved), "tasks": "all"})
+    return run("LSRM", "ml-100k", options={**TINY_TASK_RUN, "checkpoint_dir": str(saved), "tasks": "all",
+                                           "robustness_draws": 2})
 
 
 def test_all_tasks_write_results_and_plots(ml100k_tasks):
@@ -56,6 +57,42 @@ def test_all_tasks_write_results_and_plots(ml100k_tasks):
     assert list(results["trajectory"]["tr"]) == [str(k) for k in range(1, 11)]
     for value in [*results["trajectory"]["tr"].values()] + [m["ndcg@10"] for m in results["coldstart"]["by_input_length"].values()]:
         assert 0.0 <= value <= 1.0
+
+
+def test_task_figures_carry_intervals_over_test_users(ml100k_tasks):
+    results = json.loads((Path(ml100k_tasks["run_dir"]) / "tasks.json").read_text())
+    for group in results["longtail"]["groups"].values():
+        lo, hi = group["ci95"]["ndcg@10"]
+        assert lo <= group["ndcg@10"] <= hi
+    for k, value in results["trajectory"]["tr"].items():
+        lo, hi = results["trajectory"]["tr_ci95"][k]
+        assert lo <= value <= hi and hi > lo
+    robustness = results["robustness"]
+    assert robustness["draws"] == 2
+    for entry in robustness["perturbed"]:
+        draws = entry["drop_percent_draws"]["ndcg@10"]
+        assert len(draws) == 2 and entry["drop_percent"]["ndcg@10"] == pytest.approx(sum(draws) / 2)
+        lo, hi = entry["drop_ci95"]["ndcg@10"]
+        assert lo < hi
+    # the sweep's table takes them as columns
+    from recbole_lsrm.sweep.results import _task_columns
+
+    columns = _task_columns(ml100k_tasks["tasks_file"])
+    assert columns["task_trajectory: TR@1_lo"] <= columns["task_trajectory: TR@1"] <= columns["task_trajectory: TR@1_hi"]
+    assert "task_robustness: remove p=0.1 NDCG@10 drop %_hi" in columns
+
+
+def test_drop_interval_resamples_the_same_users_clean_and_perturbed():
+    import numpy as np
+
+    from recbole_lsrm.tasks.robustness import drop_interval
+
+    rng = np.random.default_rng(0)
+    clean = rng.random(2000)
+    lo, hi = drop_interval(clean, np.stack([clean * 0.8, clean * 0.8]))
+    assert lo == pytest.approx(20.0) and hi == pytest.approx(20.0)  # every resample drops by exactly 20%
+    lo, hi = drop_interval(clean, np.stack([rng.random(2000), rng.random(2000)]))
+    assert lo < 0 < hi  # no real drop: the interval spans 0
 
 
 def test_cold_start_users_are_absent_from_training(ml100k_tasks):

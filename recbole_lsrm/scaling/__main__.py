@@ -3,6 +3,7 @@
 fit     fits L(N) = E + (N0/N)^alpha per model, dataset and data fraction on the sizes not
         named by --predict, predicts those, and writes fits.json, report.md and PNG plots
         next to results.csv (or into --out).
+study   rewrites a study's report (report.md, fits.json, PNGs) from its results.csv alone.
 shapes  prints the shapes a shape study at a fixed N would train (n_layers, d_model, n_heads).
 """
 
@@ -27,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="hold the irreducible loss E at this value (fits N0 and alpha; two sizes suffice)")
     fit.add_argument("--bootstrap", type=int, default=0,
                      help="confidence intervals from this many residual-bootstrap refits (default: covariance)")
+
+    study = commands.add_parser("study", help="rewrite a study's report from its results.csv")
+    study.add_argument("results", help="results.csv of a study (python -m recbole_lsrm.study writes it)")
+    study.add_argument("--out", default=None, help="folder for report.md, fits.json and plots (default: next to results)")
+    study.add_argument("--title", default=None, help="the report's title (default: the folder's name)")
 
     shapes = commands.add_parser("shapes", help="print the shapes of a shape study at a fixed N")
     shapes.add_argument("--size", required=True, help="a Table IV scale (l8) or a number of parameters (1.57e6)")
@@ -83,6 +89,12 @@ def _shapes(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "study":
+            from recbole_lsrm.study.report import write_study_report
+
+            report = write_study_report(args.results, args.out, title=args.title)
+            print(f"wrote {report.markdown}\nwrote {report.fits_json}")
+            return 0
         return _fit(args) if args.command == "fit" else _shapes(args)
     except LSRMError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,7 +8,7 @@
 
 The table is results.csv as the sweep writes it; a hand-made CSV needs only the columns
 ``N`` and the loss (``test_ce_loss``); ``size``, ``model``, ``base_dataset``, ``fraction``,
-``seed``, ``shape_group``, ``reference_shape``, ``aspect_ratio`` and
+``seed``, ``shape_group``, ``reference_shape``, ``ablation``, ``aspect_ratio`` and
 ``valid_celoss_by_epoch`` are used where present.
 """
 
@@ -69,7 +69,7 @@ def load_results(path: Path, metric: str = "test_ce_loss") -> pd.DataFrame:
     defaults = {
         "size": None, "model": "", "base_dataset": table["dataset"] if "dataset" in table else "",
         "fraction": 1.0, "seed": 0, "shape_group": None, "reference_shape": False, "aspect_ratio": np.nan,
-        "n_layers": np.nan, "d_model": np.nan,
+        "n_layers": np.nan, "d_model": np.nan, "ablation": None,
         "valid_celoss_by_epoch": None,
     }
     for column, default in defaults.items():
@@ -83,7 +83,13 @@ def load_results(path: Path, metric: str = "test_ce_loss") -> pd.DataFrame:
     table["fraction"] = pd.to_numeric(table["fraction"], errors="coerce").fillna(1.0)
     table["shape_group"] = [s if isinstance(s, str) and s else "" for s in table["shape_group"]]
     table["reference_shape"] = [str(v).lower() in ("true", "1") for v in table["reference_shape"]]
+    table["ablation"] = [a if isinstance(a, str) and a else "" for a in table["ablation"]]
     return table
+
+
+def _size_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the size axis: not a non-reference shape, not an ablated recipe."""
+    return table[((table["shape_group"] == "") | table["reference_shape"]) & table["ablation"].isin(["", "both"])]
 
 
 def _group_name(model: str, dataset: str, fraction: float) -> str:
@@ -104,7 +110,7 @@ def fit_sizes(
     table: pd.DataFrame, metric: str, predict: list[str], fix_E: float | None = None, bootstrap: int = 0
 ) -> list[dict[str, Any]]:
     """One fit per (model, dataset, fraction) on the sizes not in ``predict``; predictions for those."""
-    size_rows = table[(table["shape_group"] == "") | table["reference_shape"]]
+    size_rows = _size_rows(table)
     size_rows = size_rows[size_rows[metric].notna()]
     fits = []
     for (model, dataset, fraction), rows in size_rows.groupby(["model", "base_dataset", "fraction"], sort=True):
@@ -149,7 +155,7 @@ def _point_dict(point, fit, held_out: bool) -> dict[str, Any]:
 def repetition_curves(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Validation CE per epoch per size and fraction, averaged over seeds."""
     curves = []
-    size_rows = table[(table["shape_group"] == "") | table["reference_shape"]]
+    size_rows = _size_rows(table)
     for (model, dataset, fraction, size), rows in size_rows.groupby(
         ["model", "base_dataset", "fraction", "size"], sort=True
     ):

@@ -27,8 +27,8 @@ DEFAULT_CPUS_PER_TRIAL = 2
 
 USAGE = """\
 usage: python -m recbole_lsrm.sweep [--dataset=ml-100k] [--model=LSRM]
-           (--scales=l2,l4,l8 | --n-layers=1,2,4 | --shapes=l8[,l12] [--ratios=2,16,128 | --pairs=32x64,8x128])
-           [--fractions=0.1,0.5,1.0] [--seeds=0,1] [--out=DIR] [--config_files="a.yaml b.yaml"]
+           (--scales=l2,l4,l8 | --sizes=1x32,2x64 | --n-layers=1,2,4 | --shapes=l8[,l12] [--ratios=2,16,128 | --pairs=32x64,8x128])
+           [--fractions=0.1,0.5,1.0] [--seeds=0,1] [--ablation=both,no-lad,no-so,neither] [--out=DIR] [--config_files="a.yaml b.yaml"]
            [--cpus-per-trial=2] [--gpus-per-trial=1] [--num-cpus=N] [--max-concurrent=N] [--address=auto]
            [--predict=l8] [--verbose] [--dry-run] [--KEY=VALUE ...]
 
@@ -38,6 +38,7 @@ fits L(N) = E + (N0/N)^alpha and writes fits.json, report.md and plots next to i
 
 size axis (one or more of):
   --scales=l2,l4,...      Table IV scales (LSRM-shaped models)
+  --sizes=1x32,2x64       (n_layers)x(d_model) pairs of LSRM-shaped models, heads of about 32 dimensions
   --n-layers=1,2,4        numbers of layers/blocks, other sizes from the model's options (any model)
   --shapes=l8,1.57e6      shape study at a fixed N (paper IV-D): the Table IV shape and shapes with
                           aspect ratios d_model/n_layers --ratios=2,16,128 (default: R/8, R, 8R)
@@ -46,6 +47,9 @@ data and repeats:
   --fractions=0.1,1.0     fraction f < 1 reads the dataset <dataset>-<100 f> (python -m recbole_lsrm.prepare
                           <dataset> --raw ... --fraction=f writes it); 1.0 is the dataset itself
   --seeds=0,1             one trial per seed (default: --seed or 2020)
+  --ablation=both,no-lad  the training techniques of Table III, one trial each: both (the model's recipe),
+                          no-lad (one dropout rate, the mean of layer_dropout, in every layer), no-so
+                          (Adam to the end: optimizer_switch False), neither
 resources:
   --cpus-per-trial=2      CPUs (and torch threads) per trial
   --gpus-per-trial=1      GPUs per trial (default 1 where Ray sees GPUs, else 0; fractions allowed)
@@ -65,19 +69,21 @@ Any other --KEY=VALUE is a RecBole/plugin option passed to every trial (--epochs
 
 # Sweep options and whether they take a value; every other --key=value is a trial option.
 SWEEP_OPTIONS = {
-    "dataset": True, "model": True, "scales": True, "n-layers": True, "shapes": True, "ratios": True,
+    "dataset": True, "model": True, "scales": True, "sizes": True, "n-layers": True, "ablation": True, "shapes": True, "ratios": True,
     "pairs": True, "shape-tolerance": True, "fractions": True, "seeds": True, "cpus-per-trial": True,
     "gpus-per-trial": True, "num-cpus": True, "max-concurrent": True, "address": True, "out": True,
     "config_files": True, "predict": True, "verbose": False, "dry-run": False,
 }
-_COSMETIC_OPTIONS = ("state", "show_progress")
+# Options that do not change a trial's result: what is printed, and where the same data lies
+# (a sweep continued on another machine reads its dataset from another folder).
+_COSMETIC_OPTIONS = ("state", "show_progress", "data_path")
 
 
 @dataclass
 class TrialSpec:
     """One trial: the arguments of one ``pipeline.run`` call plus what the report groups by."""
 
-    key: str  # unique in the sweep and its folder name: <size>-f<percent>-s<seed>
+    key: str  # unique in the sweep and its folder name: <size>-f<percent>-s<seed>[-<ablation>]
     size: str  # l4 (scale), nl2 (n_layers), L32-d64 (shape)
     model: str
     dataset: str  # the dataset read: <dataset> or <dataset>-<percent>
@@ -90,6 +96,7 @@ class TrialSpec:
     reference_shape: bool = False  # the Table IV shape of its size
     planned_epochs: int | None = None
     planned_N: int | None = None  # the paper's N for LSRM-shaped models; others are counted when built
+    ablation: str | None = None  # both, no-lad, no-so or neither (--ablation)
 
     @property
     def trial_dir(self) -> Path:
@@ -125,8 +132,8 @@ class SweepPlan:
     def fingerprint(self) -> dict[str, Any]:
         """What makes two sweeps comparable: model, dataset and the options every trial shares.
 
-        Options that change only what is printed (log level, progress bars) are left out, so
-        a sweep can be continued with other ones.
+        Options that change only what is printed (log level, progress bars) and the data's
+        folder are left out, so a sweep can be continued with other ones, or elsewhere.
         """
         options = {k: v for k, v in self.options.items() if k not in _COSMETIC_OPTIONS}
         return json.loads(json.dumps(
@@ -202,6 +209,46 @@ def parse_fractions(text: str) -> list[float]:
     return fractions
 
 
+ABLATIONS = ("both", "no-lad", "no-so", "neither")
+
+
+def parse_sizes(text: str):
+    """``"1x32,2x64"`` -> Shapes (n_layers, d_model, a head count of about 32 dimensions)."""
+    from recbole_lsrm.scaling.shapes import Shape, choose_n_heads
+
+    shapes = []
+    for part in _list(text, "sizes"):
+        layers, sep, width = part.lower().partition("x")
+        if not sep or not layers.strip().isdigit() or not width.strip().isdigit() or int(layers) < 1 or int(width) < 1:
+            raise ConfigError(f"--sizes: cannot read {part!r}: write (n_layers)x(d_model) pairs, e.g. 1x32,2x64")
+        shapes.append(Shape(int(layers), int(width), choose_n_heads(int(width))))
+    return shapes
+
+
+def parse_ablations(text: str) -> list[str]:
+    names = _list(text, "ablation")
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"--ablation: unknown {', '.join(unknown)}: choose from {', '.join(ABLATIONS)}")
+    return names
+
+
+def ablation_options(name: str, layer_dropout: Any) -> dict[str, Any]:
+    """The trial options of one Table III variant, given the model's configured layer_dropout."""
+    options: dict[str, Any] = {}
+    if name in ("no-lad", "neither"):
+        if isinstance(layer_dropout, dict):
+            rates = [float(layer_dropout["start"]), float(layer_dropout["end"])]
+        elif isinstance(layer_dropout, (list, tuple)):
+            rates = [float(r) for r in layer_dropout]
+        else:
+            rates = [float(layer_dropout)]
+        options["layer_dropout"] = round(sum(rates) / len(rates), 6)
+    if name in ("no-so", "neither"):
+        options["optimizer_switch"] = False
+    return options
+
+
 def subset_dataset(dataset: str, fraction: float) -> str:
     """The dataset a fraction reads: ``ml-20m`` and 0.1 -> ``ml-20m-10``; 1.0 -> ``ml-20m``."""
     return dataset if fraction == 1.0 else f"{dataset}-{round(100 * fraction)}"
@@ -225,8 +272,10 @@ def _size_axis(sweep: dict[str, str], model_class: type, model: str) -> list[dic
         DEFAULT_TOLERANCE, build_shapes, parse_pairs, parse_ratios, target_size,
     )
 
-    if not any(k in sweep for k in ("scales", "n-layers", "shapes")):
-        raise ConfigError("give the sizes to sweep: --scales=l2,l4,l8, --n-layers=1,2,4 or --shapes=l8 (see --help)")
+    if not any(k in sweep for k in ("scales", "sizes", "n-layers", "shapes")):
+        raise ConfigError(
+            "give the sizes to sweep: --scales=l2,l4,l8, --sizes=1x32,2x64, --n-layers=1,2,4 or --shapes=l8 (see --help)"
+        )
     for option in ("ratios", "pairs", "shape-tolerance"):
         if option in sweep and "shapes" not in sweep:
             raise ConfigError(f"--{option} belongs to a shape study: add --shapes=l8 (or a number of parameters)")
@@ -249,6 +298,11 @@ def _size_axis(sweep: dict[str, str], model_class: type, model: str) -> list[dic
             if name not in available_scales():
                 raise ConfigError(f"--scales: unknown scale '{name}': choose from {', '.join(available_scales())}")
             add(name, {"scale": name})
+    if "sizes" in sweep:
+        if not shaped:
+            raise ConfigError(f"--sizes are (n_layers)x(d_model) of LSRM-shaped models; {model} is not one: use --n-layers")
+        for shape in parse_sizes(sweep["sizes"]):
+            add(shape.label, shape.options())
     if "n-layers" in sweep:
         if "n_layers" not in _model_defaults(model):
             raise ConfigError(
@@ -301,7 +355,8 @@ def build_plan(argv: list[str]) -> SweepPlan:
     sizes = _size_axis(sweep, model_class, model)
     # Trial options the sweep sets, and by which of its options (one value per trial).
     set_by_sweep: dict[str, str] = {}
-    for axis, keys in (("scales", ("scale", "n_layers", "d_model")), ("n-layers", ("n_layers",)),
+    for axis, keys in (("scales", ("scale", "n_layers", "d_model")), ("sizes", ("n_layers", "d_model", "n_heads")),
+                       ("n-layers", ("n_layers",)),
                        ("shapes", ("scale", "n_layers", "d_model", "n_heads")), ("seeds", ("seed",))):
         if axis in sweep:
             # a fixed n_layers or d_model would collapse the scales into one size
@@ -317,29 +372,40 @@ def build_plan(argv: list[str]) -> SweepPlan:
             raise ConfigError(f"--seed must be a whole number, got {seed!r}")
         seeds = [seed]
     fractions = parse_fractions(sweep.get("fractions", "1.0"))
+    ablations: list[str | None] = parse_ablations(sweep["ablation"]) if "ablation" in sweep else [None]
+    if ablations != [None]:
+        for key in ("layer_dropout", "optimizer_switch"):
+            if key in options:
+                raise ConfigError(f"--{key} is set by the sweep (--ablation); remove it")
+        if "layer_dropout" not in _model_defaults(model):
+            raise ConfigError(f"--ablation varies layer_dropout and optimizer_switch; {model} has no layer_dropout")
     check_keys({**options, **{k: None for s in sizes for k in s["options"]}}, model, dataset, config_files)
 
     out = Path(sweep.get("out") or Path("saved") / "sweeps" / f"{dataset}-{model}").resolve()
     data_paths = _data_paths(model_class, dataset, fractions, config_files, options)
     trials = []
+    layer_dropout = _configured(model_class, dataset, config_files, options, "layer_dropout") if ablations != [None] else None
     for size in sizes:
         for fraction in fractions:
             for seed in seeds:
-                name = subset_dataset(dataset, fraction)
-                key = f"{size['label']}-f{round(100 * fraction)}-s{seed}"
-                trial_options = {
-                    **size["options"],
-                    "seed": seed,
-                    "show_progress": False,  # no progress bars in trial logs; --show_progress=True overrides
-                    **options,
-                    "data_path": data_paths[name],
-                    "checkpoint_dir": str(out / "trials" / key),
-                }
-                trials.append(TrialSpec(
-                    key=key, size=size["label"], model=model, dataset=name, base_dataset=dataset,
-                    fraction=fraction, seed=seed, options=trial_options, config_files=config_files,
-                    shape_group=",".join(size["groups"]) or None, reference_shape=size["reference"],
-                ))
+                for ablation in ablations:
+                    name = subset_dataset(dataset, fraction)
+                    key = f"{size['label']}-f{round(100 * fraction)}-s{seed}" + (f"-{ablation}" if ablation else "")
+                    trial_options = {
+                        **size["options"],
+                        "seed": seed,
+                        "show_progress": False,  # no progress bars in trial logs; --show_progress=True overrides
+                        **options,
+                        **(ablation_options(ablation, layer_dropout) if ablation else {}),
+                        "data_path": data_paths[name],
+                        "checkpoint_dir": str(out / "trials" / key),
+                    }
+                    trials.append(TrialSpec(
+                        key=key, size=size["label"], model=model, dataset=name, base_dataset=dataset,
+                        fraction=fraction, seed=seed, options=trial_options, config_files=config_files,
+                        shape_group=",".join(size["groups"]) or None, reference_shape=size["reference"],
+                        ablation=ablation,
+                    ))
     _check_trials(model_class, trials)
 
     gpus = sweep.get("gpus-per-trial")
@@ -361,6 +427,13 @@ def build_plan(argv: list[str]) -> SweepPlan:
     if unknown:
         raise ConfigError(f"--predict: {', '.join(unknown)} not among the sizes of this sweep ({', '.join(s['label'] for s in sizes)})")
     return plan
+
+
+def _configured(model_class: type, dataset: str, config_files: list[str], options: dict, key: str) -> Any:
+    """One option's value as a trial's config would have it (model file, config files, options)."""
+    from recbole_lsrm.config import LSRMConfig
+
+    return LSRMConfig(model_class, dataset, config_files, options)[key]
 
 
 def _data_paths(model_class: type, dataset: str, fractions: list[float], config_files: list[str], options: dict) -> dict[str, str]:

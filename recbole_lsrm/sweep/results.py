@@ -35,11 +35,13 @@ RESULTS_FILE = "results.csv"
 LEADING_COLUMNS = [
     "key", "size", "model", "dataset", "base_dataset", "fraction", "seed", "scale",
     "n_layers", "d_model", "n_heads", "aspect_ratio", "shape_group", "reference_shape",
-    "N", "N_source", "non_embedding_params", "non_embedding_params_counted", "total_params",
+    "ablation", "N", "N_source", "non_embedding_params", "non_embedding_params_counted", "total_params",
     "max_seq_length", "train_rows", "epochs", "epochs_run", "best_epoch", "switch_epoch",
     "train_time_s", "train_tokens_per_s", "test_ce_loss",
 ]
-TRAILING_COLUMNS = ["valid_celoss_by_epoch", "train_loss_by_epoch", "cuda_visible_devices", "run_dir", "summary"]
+TRAILING_COLUMNS = [
+    "valid_celoss_by_epoch", "train_loss_by_epoch", "device", "cuda_visible_devices", "run_dir", "summary",
+]
 
 
 def _run_dirs(trial_dir: Path) -> list[Path]:
@@ -200,6 +202,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         "aspect_ratio": d_model / n_layers if isinstance(n_layers, int) and isinstance(d_model, int) and n_layers else None,
         "shape_group": trial.get("shape_group"),
         "reference_shape": bool(trial.get("reference_shape")),
+        "ablation": trial.get("ablation"),
         # The x-axis of the law: the paper's count for LSRM-shaped models, counted otherwise.
         "N": paper_n if paper_n is not None else counted,
         "N_source": _paper_n_formula(summary["model"]) if paper_n is not None else "counted",
@@ -217,15 +220,36 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         "test_ce_loss": summary.get("test_ce_loss"),
         "valid_celoss_by_epoch": _json_list([(r.get("valid") or {}).get("celoss") for r in history]),
         "train_loss_by_epoch": _json_list([r.get("train_loss") for r in history]),
+        "device": summary.get("device"),
         "cuda_visible_devices": record.get("cuda_visible_devices"),
         "run_dir": summary.get("run_dir"),
         "summary": record["summary"],
     }
     for name, value in (summary.get("test") or {}).items():
         row[f"test_{name}"] = value
+    row.update(_task_columns(summary.get("tasks_file")))
+    for name, (lo, hi) in (summary.get("test_intervals") or {}).items():
+        row[f"test_{name}_lo"], row[f"test_{name}_hi"] = lo, hi
     for name, value in (summary.get("best_valid") or {}).items():
         row[f"valid_{name}"] = value
     return row
+
+
+def _task_columns(tasks_file: str | None) -> dict[str, float]:
+    """``task_<task>: <figure>`` (and ``_lo``/``_hi``) columns from a run's tasks.json."""
+    if not tasks_file or not Path(tasks_file).is_file():
+        return {}
+    from recbole_lsrm.tasks.compare import key_figures, key_intervals
+
+    columns: dict[str, float] = {}
+    for task, result in json.loads(Path(tasks_file).read_text(encoding="utf-8")).items():
+        intervals = key_intervals(task, result)
+        for figure, value in key_figures(task, result).items():
+            name = f"task_{task}: {figure}"
+            columns[name] = value
+            if figure in intervals:
+                columns[name + "_lo"], columns[name + "_hi"] = intervals[figure]
+    return columns
 
 
 def gather(out: Path) -> list[dict[str, Any]]:
@@ -238,10 +262,14 @@ def gather(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_results_csv(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``<out>/results.csv`` (through a temporary file) with a stable column order."""
-    metrics = sorted({k for row in rows for k in row} - set(LEADING_COLUMNS) - set(TRAILING_COLUMNS))
-    columns = LEADING_COLUMNS + metrics + TRAILING_COLUMNS
+def write_results_csv(out: Path, rows: list[dict[str, Any]], first: tuple[str, ...] = ()) -> Path:
+    """Write ``<out>/results.csv`` (through a temporary file) with a stable column order.
+
+    ``first`` names columns to put before the usual ones (a study's sweep and section).
+    """
+    leading = list(first) + [c for c in LEADING_COLUMNS if c not in first]
+    metrics = sorted({k for row in rows for k in row} - set(leading) - set(TRAILING_COLUMNS))
+    columns = leading + metrics + TRAILING_COLUMNS
     path = Path(out) / RESULTS_FILE
 
     def write(tmp: str) -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.sweep.plan import SweepPlan, TrialSpec
@@ -84,16 +84,17 @@ def _progress_callback_class():
     from ray import tune
 
     class SweepProgress(tune.Callback):
-        def __init__(self, specs: dict[str, TrialSpec], stream: TextIO) -> None:
+        def __init__(self, specs: dict[str, TrialSpec], stream: TextIO, on_finished=None) -> None:
             self.specs = specs
             self.stream = stream
+            self.on_finished = on_finished
             self.start = time.time()
             self.started = 0
             self.finished = 0
 
         def __getstate__(self) -> dict[str, Any]:
             # Tune pickles its callbacks with the experiment state; a stream does not pickle.
-            return {**self.__dict__, "stream": None}
+            return {**self.__dict__, "stream": None, "on_finished": None}
 
         def _say(self, text: str) -> None:
             print(f"[{_clock(time.time() - self.start)}] {text}", file=self.stream or sys.stdout, flush=True)
@@ -128,6 +129,8 @@ def _progress_callback_class():
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
             self.finished += 1
             self._say(f"{self._key(trial)} finished ({self.finished}/{len(self.specs)} done)")
+            if self.on_finished is not None:
+                self.on_finished(self._key(trial))
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
             spec = self.specs[self._key(trial)]
@@ -156,7 +159,8 @@ def _ray_config_classes():
         return RunConfig, FailureConfig
 
 
-def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO) -> bool:
+def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
+              on_trial_finished: Callable[[str], None] | None = None) -> bool:
     """Give the pending trials to Tune; returns True if the sweep was interrupted."""
     import ray
     from ray import tune
@@ -212,7 +216,7 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
             run_config=RunConfig(
                 name=f"tune-{datetime.now():%Y%m%d-%H%M%S}",
                 storage_path=str(plan.out / "ray"),
-                callbacks=[_progress_callback_class()(specs, stream)],
+                callbacks=[_progress_callback_class()(specs, stream, on_trial_finished)],
                 failure_config=FailureConfig(max_failures=0),
                 verbose=0,  # the callback prints the progress; Tune's tables would repeat it
             ),
@@ -243,11 +247,14 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
             ray.shutdown()
 
 
-def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: TextIO | None = None) -> SweepOutcome:
+def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: TextIO | None = None,
+              on_trial_finished: Callable[[str], None] | None = None, report: bool = True) -> SweepOutcome:
     """Run the plan's unfinished trials, then write results.csv and the scaling report.
 
     ``ray_init`` adds keyword arguments to ``ray.init`` (tests pass ``num_cpus``); a Ray
     instance already running in this process is used as it is and left running.
+    ``on_trial_finished(key)`` is called as each trial finishes (a study saves its results
+    then); ``report=False`` writes results.csv but no report.
     """
     from recbole_lsrm.scaling.report import write_report
 
@@ -267,7 +274,7 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
 
     start = time.time()
     if pending:
-        outcome.interrupted = _run_tune(plan, pending, ray_init, stream)
+        outcome.interrupted = _run_tune(plan, pending, ray_init, stream, on_trial_finished)
     done = finished_keys(plan.out)
     outcome.ran = [t.key for t in pending if t.key in done]
     outcome.failed = {
@@ -277,9 +284,10 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
     rows = gather(plan.out)
     if rows:
         outcome.results = write_results_csv(plan.out, rows)
-        report = write_report(outcome.results, plan.out, predict=plan.predict)
-        outcome.report = report.markdown
-        outcome.notes = report.notes
+        if report:
+            written = write_report(outcome.results, plan.out, predict=plan.predict)
+            outcome.report = written.markdown
+            outcome.notes = written.notes
     print(
         f"sweep {'interrupted after' if outcome.interrupted else 'done in'} {_clock(time.time() - start)}: "
         f"{len(outcome.ran)} run, {len(outcome.skipped)} skipped (finished earlier), "
@@ -292,5 +300,6 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
     for note in outcome.notes:
         print(f"  note: {note}", file=stream)
     if outcome.results:
-        print(f"results: {outcome.results}\nreport:  {outcome.report}", file=stream, flush=True)
+        print(f"results: {outcome.results}" + (f"\nreport:  {outcome.report}" if outcome.report else ""),
+              file=stream, flush=True)
     return outcome

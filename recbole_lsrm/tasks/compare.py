@@ -29,6 +29,29 @@ def key_figures(task: str, result: dict) -> dict[str, float]:
     return {}
 
 
+def key_intervals(task: str, result: dict) -> dict[str, list[float]]:
+    """95% intervals of :func:`key_figures` where the task recorded them (same keys)."""
+    def ci(metrics: dict, name: str = "ndcg@10") -> list[float] | None:
+        return (metrics.get("ci95") or {}).get(name)
+
+    if task == "longtail":
+        found = {f"{g} NDCG@10": ci(m) for g, m in result["groups"].items()}
+    elif task == "coldstart":
+        found = {f"k={k} NDCG@10": ci(m) for k, m in result["by_input_length"].items()}
+    elif task == "crossdomain":
+        found = {f"{c} NDCG@10": ci(m) for c, m in result["classes"].items()}
+    elif task == "robustness":
+        found = {
+            f"{r['kind']}{' consec.' if r['consecutive'] else ''} p={r['p']} NDCG@10 drop %": (r.get("drop_ci95") or {}).get("ndcg@10")
+            for r in result["perturbed"]
+        }
+    elif task == "trajectory":
+        found = {f"TR@{k}": v for k, v in (result.get("tr_ci95") or {}).items()}
+    else:
+        found = {}
+    return {k: v for k, v in found.items() if v}
+
+
 def load_run(run_dir: Path) -> dict[str, Any]:
     summary_path, tasks_path = run_dir / "summary.json", run_dir / "tasks.json"
     for path in (summary_path, tasks_path):

@@ -19,7 +19,9 @@ from recbole.data.interaction import Interaction
 
 from recbole_lsrm.data.task_split import user_spans
 from recbole_lsrm.data.windowed_dataset import gather_padded
+from recbole_lsrm.evaluation.intervals import bootstrap_intervals
 
+CI_METRICS = ("hit@10", "ndcg@10")  # the figures the tasks report, with intervals
 
 @dataclass
 class TaskContext:
@@ -37,11 +39,20 @@ class TaskContext:
     def n_items(self) -> int:
         return self.dataset.item_num
 
-    def evaluate(self, rows: Interaction) -> dict[str, float]:
-        """RecBole's full-sort metrics of ``rows`` under the run's protocol."""
+    def evaluate(self, rows: Interaction) -> dict[str, Any]:
+        """RecBole's full-sort metrics of ``rows`` under the run's protocol, with ``ci95``: a
+        95% bootstrap interval over the rows for Hit@10 and NDCG@10 (:meth:`per_user` has
+        the per-row values)."""
         loader = FullSortEvalDataLoader(self.config, self.test_dataset.copy(rows), None, shuffle=False)
-        result = self.trainer.evaluate(loader, load_best_model=False)
-        return {key: float(value) for key, value in result.items()}
+        result: dict[str, Any] = {key: float(value) for key, value in self.trainer.evaluate(loader, load_best_model=False).items()}
+        per_user = self.per_user()
+        if per_user:
+            result["ci95"] = bootstrap_intervals({k: per_user[k] for k in CI_METRICS if k in per_user})
+        return result
+
+    def per_user(self) -> dict[str, np.ndarray] | None:
+        """The last evaluation's per-row Hit@k, NDCG@k and CE (None where rows had several targets)."""
+        return self.trainer.last_per_user
 
 
 class Sequences:

@@ -5,14 +5,21 @@ it (the rest close up, as if it had never been seen), ``replace`` swaps it for a
 uniformly from the catalogue. In the ``consecutive`` variant the perturbed items are one
 block of round(p * length) neighbouring items at a random place. A sequence always keeps at
 least one item. The drop is 100 * (clean - perturbed) / clean.
+
+``robustness_draws`` (default 1) repeats every perturbation with seeds ``task_seed``,
+``task_seed + 1``, ...; the figures are the means over the draws, ``drop_percent_draws`` the
+draws' own drops, and ``drop_ci95`` a 95% interval from resampling the test users (the same
+users clean and perturbed, every draw).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from recbole.data.interaction import Interaction
 
+from recbole_lsrm.evaluation.intervals import N_RESAMPLES, SEED
 from recbole_lsrm.tasks.context import TaskContext
 
 RATES = (0.1, 0.2, 0.3)
@@ -56,20 +63,49 @@ def perturb(rows: Interaction, kind: str, p: float, consecutive: bool, item_fiel
     return out
 
 
+def drop_interval(clean: np.ndarray, noisy: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> list[float]:
+    """95% interval of 100 (mean clean - mean noisy) / mean clean over resampled users.
+
+    ``clean`` is (U,), ``noisy`` (draws, U): a resample takes the same users in both.
+    """
+    index = np.random.default_rng(seed).integers(0, len(clean), size=(n_resamples, len(clean)))
+    c = clean[index].mean(axis=1)
+    n = noisy.mean(axis=0)[index].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drops = 100.0 * (c - n) / c
+    lo, hi = np.nanpercentile(drops, [2.5, 97.5]) if np.isfinite(drops).any() else (np.nan, np.nan)
+    return [float(lo), float(hi)]
+
+
 def run(ctx: TaskContext, rates: tuple[float, ...] = RATES) -> dict:
     rows = ctx.test_dataset.inter_feat
     clean = ctx.evaluate(rows)
-    gen = torch.Generator().manual_seed(ctx.config["task_seed"])
+    clean_users = ctx.per_user()
+    draws = int(ctx.config["robustness_draws"] or 1)
+    gens = [torch.Generator().manual_seed(ctx.config["task_seed"] + d) for d in range(draws)]
     results = []
     for consecutive in (False, True):
         for kind in KINDS:
             for p in rates:
-                noisy = perturb(rows, kind, p, consecutive, ctx.dataset.iid_field, ctx.dataset.item_list_length_field,
-                                ctx.n_items, gen, ctx.config["LIST_SUFFIX"])
-                metrics = ctx.evaluate(noisy)
-                drop = {m: 100.0 * (clean[m] - metrics[m]) / clean[m] if clean.get(m) else float("nan") for m in METRICS}
-                results.append({"kind": kind, "consecutive": consecutive, "p": p, "metrics": metrics, "drop_percent": drop})
-    return {"clean": clean, "perturbed": results}
+                runs, users = [], []
+                for gen in gens:
+                    noisy = perturb(rows, kind, p, consecutive, ctx.dataset.iid_field,
+                                    ctx.dataset.item_list_length_field, ctx.n_items, gen, ctx.config["LIST_SUFFIX"])
+                    runs.append(ctx.evaluate(noisy))
+                    users.append(ctx.per_user())
+                metrics = {m: float(np.mean([r[m] for r in runs])) for m in runs[0] if m != "ci95"}
+                drop_runs = {m: [100.0 * (clean[m] - r[m]) / clean[m] if clean.get(m) else float("nan") for r in runs]
+                             for m in METRICS}
+                entry = {
+                    "kind": kind, "consecutive": consecutive, "p": p, "metrics": metrics,
+                    "drop_percent": {m: float(np.mean(v)) for m, v in drop_runs.items()},
+                    "drop_percent_draws": drop_runs,
+                }
+                if clean_users and all(users):
+                    entry["drop_ci95"] = {m: drop_interval(clean_users[m], np.stack([u[m] for u in users]))
+                                          for m in METRICS if m in clean_users}
+                results.append(entry)
+    return {"clean": clean, "draws": draws, "perturbed": results}
 
 
 def table(result: dict) -> list[list]:

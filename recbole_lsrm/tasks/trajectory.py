@@ -22,6 +22,7 @@ import torch
 from recbole.data.interaction import Interaction
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.evaluation.intervals import bootstrap_intervals
 from recbole_lsrm.tasks.context import Sequences, TaskContext
 
 MAX_STEPS = 10
@@ -91,11 +92,13 @@ def run(ctx: TaskContext) -> dict:
     end = seq.starts[users] + seq.lengths[users] - holdout  # first held-out interaction
     future = torch.from_numpy(seq.items[end[:, None] + np.arange(steps)[None, :]])
     generated = generate(ctx, seq, users, end, steps)
-    tr = {str(k): float(trajectory_rank(generated, future, k).mean()) for k in range(1, steps + 1)}
+    per_user = {str(k): trajectory_rank(generated, future, k).numpy() for k in range(1, steps + 1)}
+    tr = {k: float(v.mean()) for k, v in per_user.items()}
     first = tr["1"]
     return {
         "users": int(len(users)),
         "tr": tr,
+        "tr_ci95": bootstrap_intervals(per_user) if len(users) > 1 else {},
         "relative_to_length_1": {k: (v / first if first > 0 else float("nan")) for k, v in tr.items()},
     }
 

@@ -22,6 +22,7 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import set_color
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.evaluation.intervals import per_user_metrics
 from recbole_lsrm.model.next_item import rank_items
 
 
@@ -116,6 +117,7 @@ class FullSortEvaluation:
         self.eval_collector.model_collect(self.model)
         struct = self.eval_collector.get_data_struct()
         self.eval_collector.gather(struct)
+        self.last_per_user = per_user_metrics(struct, self.topk)
         result = self.evaluator.evaluate(struct)
         self.wandblogger.log_eval_metrics(result, head="eval")
         return result

@@ -115,6 +115,8 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         # Each batch in K micro-batches, one optimizer step: the batch, not the memory, is train_batch_size.
         self.accumulation_steps = config["gradient_accumulation_steps"] or 1
         self.max_topk = max(config["topk"])
+        self.topk = list(config["topk"])
+        self.last_per_user = None  # the last full-sort evaluation's per-user figures (evaluation/intervals.py)
         self._loss_module = None  # what training calls: the model, compiled and/or in DDP
         self._saved = True
         self.item_seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]

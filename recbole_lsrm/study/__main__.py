@@ -1,0 +1,65 @@
+"""``python -m recbole_lsrm.study STUDY.yaml [--only=a,b] [--data=PATH] [--dry-run]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recbole_lsrm.errors import LSRMError
+
+RESUME = "run the same command again to continue (finished trials are skipped)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m recbole_lsrm.study",
+        description="Run a study file's sweeps in order, save results.csv as trials finish, write the report.",
+    )
+    parser.add_argument("study", help="the study's YAML file (studies/ml-1m.yaml)")
+    parser.add_argument("--only", default="", help="run only these sweeps (comma-separated names); the report covers all")
+    parser.add_argument("--data", default=None, help="the data instead of the file's data: (an .inter[.xz|.gz] or a folder)")
+    parser.add_argument("--work", default=None, help="the folder of the trials instead of the file's work:")
+    parser.add_argument("--report", default=None, help="the folder of the table and report instead of the file's report:")
+    parser.add_argument("--dry-run", action="store_true", help="prepare the data, print every sweep's trials and their status, train nothing")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the table, run nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 some trials failed, 2 bad input, 130 interrupted."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        from recbole_lsrm.study.runner import run_study
+        from recbole_lsrm.study.spec import load_study
+
+        study = load_study(args.study)
+        for name in ("data", "work", "report"):
+            if getattr(args, name):
+                setattr(study, name, Path(getattr(args, name)).resolve())
+        if args.report_only:
+            from recbole_lsrm.study.report import write_study_report
+
+            report = write_study_report(study.report / "results.csv", study.report, title=study.name)
+            print(f"wrote {report.markdown}")
+            return 0
+        only = [n.strip() for n in args.only.split(",") if n.strip()]
+        outcome = run_study(study, only=only, dry_run=args.dry_run)
+    except LSRMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {RESUME}", file=sys.stderr)
+        return 130
+    if outcome["interrupted"]:
+        print(f"interrupted: {RESUME}", file=sys.stderr)
+        return 130
+    if outcome["failed"]:
+        for sweep, keys in outcome["failed"].items():
+            print(f"error: sweep {sweep}: {len(keys)} trial(s) failed ({', '.join(keys)}); {RESUME}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

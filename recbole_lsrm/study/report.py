@@ -1,0 +1,291 @@
+"""A study's report from its results table alone: ``report.md``, ``fits.json`` and PNGs.
+
+``python -m recbole_lsrm.scaling study results/ml-1m/results.csv`` rewrites it; the study
+runner calls the same function. Each section reads the rows of its ``section``:
+
+- size: L(N) = E + (N0/N)^alpha fitted on the sizes not ``held_out``; the held-out sizes
+  predicted, with the error in % and the fit's 95% interval (paper IV-A).
+- converged: test CE, HR@10 and NDCG@10 per size and data fraction, one fit per fraction
+  (paper IV-B, Figure 2b) and the validation curves (IV-C); where a larger model is not
+  better beyond the intervals, the report says so.
+- ablation: Table III, test CE of each variant; "both" is the converged section's trial of
+  the same size.
+- tasks: the challenge tasks' key figures per size.
+
+Every test figure carries its 95% bootstrap interval over test users (columns ``*_lo`` and
+``*_hi``). A difference is called supported when the two intervals do not overlap, which is
+conservative: a paired test on the same users (``recbole_lsrm.evaluation.intervals``) can
+support smaller differences.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.io import make_dir, write_text
+from recbole_lsrm.scaling.report import (
+    fit_sizes, load_results, plot_data_sizes, plot_repetition, plot_size_fit, repetition_curves,
+)
+
+METRIC = "test_ce_loss"
+VARIANTS = ("both", "no-lad", "no-so", "neither")
+
+
+@dataclass
+class StudyReport:
+    markdown: Path
+    fits_json: Path
+    plots: list[Path] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+
+# --- cells ---------------------------------------------------------------------------------
+def _f(value: Any, digits: int = 4) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+def _interval(row: pd.Series, name: str) -> tuple[float, float] | None:
+    lo, hi = row.get(f"test_{name}_lo"), row.get(f"test_{name}_hi")
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _with_ci(row: pd.Series, name: str, digits: int = 4) -> str:
+    value = row.get(METRIC) if name == "celoss" else row.get(f"test_{name}")
+    ci = _interval(row, name)
+    return _f(value, digits) + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _minutes(seconds: Any) -> str:
+    try:
+        return f"{float(seconds) / 60:.1f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def compare_sizes(rows: pd.DataFrame, name: str = "celoss") -> list[str]:
+    """Sentences on consecutive sizes: is the larger one better, and do the intervals say so?"""
+    smaller_is_better = name == "celoss"
+    out = []
+    ordered = rows.sort_values("N")
+    for (_, a), (_, b) in zip(ordered.iloc[:-1].iterrows(), ordered.iloc[1:].iterrows()):
+        va = float(a[METRIC] if name == "celoss" else a[f"test_{name}"])
+        vb = float(b[METRIC] if name == "celoss" else b[f"test_{name}"])
+        better = vb < va if smaller_is_better else vb > va
+        ia, ib = _interval(a, name), _interval(b, name)
+        separated = ia is not None and ib is not None and (ib[1] < ia[0] or ib[0] > ia[1])
+        verdict = ("better, beyond the intervals" if better and separated
+                   else "worse, beyond the intervals" if separated
+                   else "better, within the intervals (not supported)" if better
+                   else "not better (within the intervals)")
+        out.append(f"{b['size']} vs {a['size']}: {name} {_f(vb)} vs {_f(va)}: {verdict}")
+    return out
+
+
+# --- sections ------------------------------------------------------------------------------
+def _size_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], fits: dict) -> list[str]:
+    held = sorted(set(rows.loc[rows["held_out"], "size"]))
+    lines = [f"## L(N): sweep `{name}`", ""]
+    epochs = sorted({int(e) for e in rows["epochs"].dropna()})
+    lines += [f"{len(rows)} sizes, {', '.join(map(str, epochs))} epoch(s) each; the law is fitted on all but "
+              f"{', '.join(held) or 'none'} and predicts those.", ""]
+    entries = fit_sizes(rows, METRIC, held)
+    lines += _table(
+        ["size", "N", "test CE [95%]", "NDCG@10 [95%]", "HR@10 [95%]", "train min", "role", "predicted CE [95%]", "error"],
+        [[r["size"], f"{int(r['N']):,}", _with_ci(r, "celoss"), _with_ci(r, "ndcg@10"), _with_ci(r, "hit@10"),
+          _minutes(r.get("train_time_s")), "held out" if r["held_out"] else "fit", *_predicted(entries, r["size"])]
+         for _, r in rows.sort_values("N").iterrows()],
+    )
+    lines.append("")
+    for entry in entries:
+        fits[f"{name}: {entry['name']}"] = {k: v for k, v in entry.items() if not k.startswith("_")}
+        if entry["status"] == "ok":
+            fit = entry["fit"]
+            ci = fit.get("ci95") or {}
+            lines.append(
+                f"Fit ({entry['name']}): E = {_f(fit['E'])}, N0 = {fit['N0']:.4g}, alpha = {_f(fit['alpha'])}"
+                + (f" (alpha 95% [{_f(ci['alpha'][0])}, {_f(ci['alpha'][1])}])" if ci.get("alpha") else "")
+                + "."
+            )
+        else:
+            lines.append(f"Fit ({entry['name']}) refused: {entry['reason']}")
+        path = out / f"{name}-fit.png"
+        plots.append(plot_size_fit(entry, METRIC, path))
+        lines += ["", f"![L(N) {name}]({path.name})", ""]
+    lines += ["Consecutive sizes (test CE):", ""] + [f"- {s}" for s in compare_sizes(rows)] + [""]
+    return lines
+
+
+def _predicted(entries: list[dict], size: str) -> list[str]:
+    for entry in entries:
+        for p in entry["points"]:
+            if p["size"] == size and p["predicted"] is not None:
+                ci = p.get("predicted_ci95")
+                return [_f(p["predicted"]) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""), f"{p['error_pct']:+.2f}%"]
+    return ["-", "-"]
+
+
+def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], fits: dict) -> list[str]:
+    lines = [f"## Trained to convergence: sweep `{name}`", ""]
+    lines += ["Each size trained until the validation CE stopped improving (Adam, then SGD after the switch, "
+              "layer-wise dropout), at most the `epochs` cap; test figures are those of the best validation epoch.", ""]
+    for fraction, group in rows.groupby("fraction", sort=False):
+        lines += [f"### {float(fraction):.0%} of the users", ""]
+        lines += _table(
+            ["size", "N", "epochs run (best, switch)", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "train min"],
+            [[r["size"], f"{int(r['N']):,}",
+              f"{_int(r.get('epochs_run'))} ({_int(r.get('best_epoch'))}, {_int(r.get('switch_epoch'))})",
+              _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r.get("train_time_s"))]
+             for _, r in group.sort_values("N").iterrows()],
+        )
+        capped = [r["size"] for _, r in group.iterrows() if _int(r.get("epochs_run")) == _int(r.get("epochs"))]
+        if capped:
+            lines += ["", f"Stopped by the epoch cap, not by the validation CE: {', '.join(capped)}."]
+        lines += ["", "Consecutive sizes:", ""]
+        lines += [f"- {s}" for s in compare_sizes(group)] + [f"- {s}" for s in compare_sizes(group, "ndcg@10")]
+        lines.append("")
+    entries = fit_sizes(rows, METRIC, [])
+    for entry in entries:
+        fits[f"{name}: {entry['name']}"] = {k: v for k, v in entry.items() if not k.startswith("_")}
+        status = (f"E = {_f(entry['fit']['E'])}, N0 = {entry['fit']['N0']:.4g}, alpha = {_f(entry['fit']['alpha'])}"
+                  if entry["status"] == "ok" else f"refused: {entry['reason']}")
+        lines.append(f"- fit, {entry['name']}: {status}")
+    lines.append("")
+    if len(entries) > 1:
+        path = out / f"{name}-data-size.png"
+        plots.append(plot_data_sizes(entries, METRIC, path))
+        lines += [f"![data size]({path.name})", ""]
+    curves = repetition_curves(rows)
+    if curves:
+        path = out / f"{name}-validation.png"
+        plots.append(plot_repetition(curves, path))
+        lines += [f"![validation CE per epoch]({path.name})", ""]
+    return lines
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> list[str]:
+    lines = [f"## Ablation (Table III): sweep `{name}`", ""]
+    lines += ["no-lad: one dropout rate, the mean of `layer_dropout`, in every layer; no-so: Adam to the end "
+              "(no switch to SGD); both: the converged section's trial of that size.", ""]
+    header = ["size", "N"] + [f"{v} CE [95%]" for v in VARIANTS] + [f"{v} - both" for v in VARIANTS[1:]]
+    table = []
+    for size, group in rows.groupby("size", sort=False):
+        cells: dict[str, pd.Series] = {str(r["ablation"]): r for _, r in group.iterrows()}
+        base = baseline[(baseline["size"] == size) & (baseline["fraction"] == 1.0)]
+        if len(base) and "both" not in cells:
+            cells["both"] = base.iloc[0]
+        both = cells.get("both")
+        row = [size, f"{int(group['N'].iloc[0]):,}"] + [_with_ci(cells[v], "celoss") if v in cells else "-" for v in VARIANTS]
+        for v in VARIANTS[1:]:
+            row.append(f"{float(cells[v][METRIC]) - float(both[METRIC]):+.4f}" if v in cells and both is not None else "-")
+        table.append((group["N"].iloc[0], row))
+    lines += _table(header, [r for _, r in sorted(table, key=lambda t: t[0])])
+    return lines + ["", "Paper (ML-20M, l2 / l24): both 5.6249 / 4.7182, w/o LAD 5.6127 / 4.7296, "
+                        "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
+
+
+def _tasks_section(name: str, rows: pd.DataFrame) -> list[str]:
+    lines = [f"## Challenge tasks: sweep `{name}`", ""]
+    columns = [c for c in rows.columns if c.startswith("task_") and not c.endswith(("_lo", "_hi"))]
+    if not columns:
+        return lines + ["No task figures in the table.", ""]
+    ordered = rows.sort_values("N")
+    lines += ["Each model trained with the tasks' data settings (cold-start users held out of training, the "
+              "last items of each user held out for the trajectory task).", ""]
+    header = ["figure"] + [f"{r['size']} [95%]" for _, r in ordered.iterrows()]
+    if len(ordered) > 1:
+        header.append(f"{ordered.iloc[-1]['size']} / {ordered.iloc[0]['size']}")
+    table = []
+    for column in columns:
+        cells = []
+        for _, r in ordered.iterrows():
+            lo, hi = r.get(column + "_lo"), r.get(column + "_hi")
+            ci = f" [{_f(lo)}, {_f(hi)}]" if _f(lo) != "-" and _f(hi) != "-" else ""
+            cells.append(_f(r.get(column)) + ci)
+        if len(ordered) > 1:
+            first, last = float(ordered.iloc[0][column] or "nan"), float(ordered.iloc[-1][column] or "nan")
+            cells.append(_f(last / first, 3) if first else "-")
+        table.append([column[len("task_"):], *cells])
+    lines += _table(header, table)
+    return lines + [""]
+
+
+# --- the report ------------------------------------------------------------------------------
+def write_study_report(results: Path, out: Path | None = None, title: str | None = None) -> StudyReport:
+    results = Path(results).resolve()
+    table = load_results(results, METRIC)
+    for column in ("sweep", "section"):
+        if column not in table.columns:
+            raise ConfigError(f"{results} is not a study's table: it has no column '{column}' "
+                              f"(for a sweep's results.csv use: python -m recbole_lsrm.scaling fit)")
+    table["held_out"] = [str(v).lower() in ("true", "1") for v in table.get("held_out", False)]
+    out = Path(out).resolve() if out is not None else results.parent
+    make_dir(out)
+    plots: list[Path] = []
+    fits: dict[str, Any] = {}
+    devices = sorted({str(d) for d in table.get("device", pd.Series(dtype=str)).dropna()})
+    lines = [f"# Study: {title or results.parent.name}", ""]
+    lines += [
+        f"Made from `{results.name}` ({len(table)} trials) by `python -m recbole_lsrm.scaling study {results.name}`.",
+        f"Data: {', '.join(sorted(set(table['base_dataset'])))}; device(s): {', '.join(devices) or 'not recorded'}; "
+        f"{_minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
+        "Protocol: leave-one-out by time (the last item of each user is the test item, the one before it "
+        "validation), full ranking over all items; CE is the held-out item's cross-entropy over all items. "
+        "Intervals are 95% bootstrap intervals over test users (1,000 resamples); one training seed per trial, "
+        "so seed-to-seed variation is not in them.",
+        "",
+    ]
+    converged = table[table["section"] == "converged"]
+    for sweep, rows in table.groupby("sweep", sort=False):
+        section = rows["section"].iloc[0]
+        rows = rows[rows[METRIC].notna()]
+        if rows.empty:
+            continue
+        if section == "size":
+            lines += _size_section(sweep, rows, out, plots, fits)
+        elif section == "converged":
+            lines += _converged_section(sweep, rows, out, plots, fits)
+        elif section == "ablation":
+            lines += _ablation_section(sweep, rows, converged)
+        elif section == "tasks":
+            lines += _tasks_section(sweep, rows)
+    fits_path = out / "fits.json"
+    write_text(json.dumps({"law": "L(N) = E + (N0 / N)^alpha", "results": results.name, "metric": METRIC,
+                           "fits": fits, "plots": [p.name for p in plots]}, indent=2, default=_plain) + "\n", fits_path)
+    report_path = out / "report.md"
+    write_text("\n".join(lines).rstrip() + "\n", report_path)
+    return StudyReport(report_path, fits_path, plots)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return str(value)

@@ -1,0 +1,161 @@
+"""Studies: the study file, intervals over test users, a small study end to end, continued elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import TINY
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.evaluation.intervals import bootstrap_intervals, load_per_user, paired_difference
+from recbole_lsrm.study.__main__ import main as study_main
+from recbole_lsrm.study.runner import run_study
+from recbole_lsrm.study.spec import load_study
+from recbole_lsrm.sweep.plan import ablation_options, build_plan, parse_sizes
+
+OPTIONS = {k: v for k, v in TINY.items() if k not in ("n_layers", "d_model", "n_heads", "epochs")} | {"topk": [5, 10]}
+RAY = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+
+
+def write_study(folder: Path, data: Path, **changes) -> Path:
+    study = {
+        "name": "tiny", "model": "LSRM", "dataset": "cyclic", "data": str(data), "work": "work", "report": "report",
+        "cpus_per_trial": 1, "options": OPTIONS,
+        "sweeps": [
+            {"name": "size", "section": "size", "sizes": ["1x8", "1x16", "2x16"], "predict": ["L2-d16"],
+             "options": {"epochs": 1}},
+            {"name": "converged", "section": "converged", "sizes": ["1x16"], "options": {"epochs": 2}},
+            {"name": "ablation", "section": "ablation", "sizes": ["1x16"], "ablation": ["no-lad"],
+             "baseline": "converged", "options": {"epochs": 2}},
+        ],
+    }
+    study.update(changes)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study), encoding="utf-8")
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- the study file ---------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"sweeps": []}, "sweeps must be a non-empty list"),
+    ({"colour": 1}, "unknown key(s) colour"),
+    ({"sweeps": [{"name": "a", "section": "sizes", "sizes": ["1x8"]}]}, "section must be one of"),
+    ({"sweeps": [{"name": "a", "section": "ablation", "sizes": ["1x8"]}]}, "lists its variants"),
+    ({"sweeps": [{"name": "a", "sizes": ["1x8"], "baseline": "b"}]}, "baseline 'b' is not a sweep"),
+    ({"sweeps": [{"name": "a"}]}, "give sizes"),
+    ({"sweeps": [{"name": "a", "sizes": ["1x8"]}, {"name": "a", "sizes": ["1x8"]}]}, "two sweeps share a name"),
+    ({"sweeps": [{"name": "a", "section": "tasks", "sizes": ["1x8"]}]}, "a tasks sweep sets options"),
+])
+def test_bad_study_files_name_the_problem(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_study(write_study(tmp_path, tmp_path, **change))
+
+
+def test_missing_study_file_and_data_exit_2(tmp_path, capsys):
+    assert study_main([str(tmp_path / "nope.yaml")]) == 2
+    assert "study file not found" in capsys.readouterr().err
+    assert study_main([str(write_study(tmp_path, tmp_path / "absent.inter.xz"))]) == 2
+    assert "is not found: set data:" in capsys.readouterr().err
+
+
+def test_sizes_and_ablation_axes(tiny_dataset, tmp_path):
+    shapes = parse_sizes("1x32,2x64,4x512")
+    assert [(s.n_layers, s.d_model, s.n_heads) for s in shapes] == [(1, 32, 1), (2, 64, 2), (4, 512, 8)]
+    with pytest.raises(ConfigError, match="cannot read '2by64'"):
+        parse_sizes("2by64")
+    assert ablation_options("both", {"start": 0.3, "end": 0.1}) == {}
+    assert ablation_options("no-lad", {"start": 0.3, "end": 0.1}) == {"layer_dropout": 0.2}
+    assert ablation_options("neither", [0.1, 0.2, 0.3]) == {"layer_dropout": 0.2, "optimizer_switch": False}
+    plan = build_plan(["--dataset=cyclic", f"--out={tmp_path / 's'}", f"--data_path={tiny_dataset['data_path']}",
+                       "--sizes=1x16", "--ablation=both,no-so"])
+    assert [(t.key, t.options.get("optimizer_switch")) for t in plan.trials] == [
+        ("L1-d16-f100-s2020-both", None), ("L1-d16-f100-s2020-no-so", False)]
+    with pytest.raises(ConfigError, match="set by the sweep"):
+        build_plan(["--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--sizes=1x16",
+                    "--ablation=no-so", "--optimizer_switch=True"])
+
+
+# --- intervals ----------------------------------------------------------------------------------
+def test_bootstrap_intervals_narrow_with_more_users_and_paired_differences_see_small_gains():
+    rng = np.random.default_rng(0)
+    few, many = rng.random(100), rng.random(10_000)
+    (lo_few, hi_few), (lo_many, hi_many) = bootstrap_intervals({"x": few})["x"], bootstrap_intervals({"x": many})["x"]
+    assert lo_few < few.mean() < hi_few and lo_many < many.mean() < hi_many
+    assert (hi_many - lo_many) < (hi_few - lo_few) / 5
+    # b is a + 0.01 for every user: unpaired intervals overlap, the paired one excludes 0
+    a = {"ndcg@10": rng.random(2000)}
+    b = {"ndcg@10": a["ndcg@10"] + 0.01}
+    ia, ib = bootstrap_intervals(a)["ndcg@10"], bootstrap_intervals(b)["ndcg@10"]
+    assert ib[0] < ia[1]
+    diff = paired_difference(a, b, "ndcg@10")
+    assert diff["lo"] == pytest.approx(0.01) and diff["hi"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="different users"):
+        paired_difference(a, {"ndcg@10": np.zeros(5)}, "ndcg@10")
+
+
+# --- a study end to end ----------------------------------------------------------------------------
+def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dataset, tmp_path, monkeypatch, capsys):
+    path = write_study(tmp_path, Path(tiny_dataset["data_path"]))
+    study = load_study(path)
+    outcome = run_study(study, ray_init=RAY)
+    assert outcome["failed"] == {} and not outcome["interrupted"]
+    table = tmp_path / "report" / "results.csv"
+    rows = read_rows(table)
+    assert list(rows[0])[:4] == ["sweep", "section", "held_out", "key"]
+    assert [(r["sweep"], r["key"]) for r in rows] == [
+        ("size", "L1-d16-f100-s2020"), ("size", "L1-d8-f100-s2020"), ("size", "L2-d16-f100-s2020"),
+        ("converged", "L1-d16-f100-s2020"), ("ablation", "L1-d16-f100-s2020-no-lad")]
+    assert [r["held_out"] for r in rows[:3]] == ["False", "False", "True"]
+    for row in rows:
+        assert float(row["test_celoss_lo"]) <= float(row["test_ce_loss"]) <= float(row["test_celoss_hi"])
+        assert float(row["test_ndcg@10_lo"]) <= float(row["test_ndcg@10"]) <= float(row["test_ndcg@10_hi"])
+    assert rows[-1]["ablation"] == "no-lad"
+
+    # The per-user figures behind the intervals are those of the reported test metrics.
+    summary = json.loads(Path(rows[0]["summary"]).read_text())
+    per_user = load_per_user(Path(summary["run_dir"]))
+    assert per_user["hit@10"].mean() == pytest.approx(summary["test"]["hit@10"], abs=1e-4)
+    assert per_user["ndcg@10"].mean() == pytest.approx(summary["test"]["ndcg@10"], abs=1e-4)
+    assert per_user["celoss"].mean() == pytest.approx(summary["test"]["celoss"], abs=1e-4)
+
+    report = (tmp_path / "report" / "report.md").read_text()
+    for heading in ("## L(N): sweep `size`", "## Trained to convergence: sweep `converged`",
+                    "## Ablation (Table III): sweep `ablation`"):
+        assert heading in report
+    assert "refused" in report  # two sizes to fit three constants
+    assert (tmp_path / "report" / "size-fit.png").read_bytes()[:4] == b"\x89PNG"
+
+    # The report is made again from the table alone.
+    from recbole_lsrm.scaling.__main__ import main as scaling_main
+
+    assert scaling_main(["study", str(table), "--out", str(tmp_path / "again"), "--title", "tiny"]) == 0
+    assert (tmp_path / "again" / "report.md").read_text() == report
+
+    # Continued on another machine: the trial folders are gone, the committed table is there.
+    shutil.rmtree(tmp_path / "work")
+    from recbole_lsrm.sweep import runner
+
+    monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: pytest.fail("finished trials ran again"))
+    capsys.readouterr()
+    again = run_study(load_study(path), ray_init=RAY)
+    assert again["failed"] == {}
+    assert "finished earlier, read from" in capsys.readouterr().out
+    assert [(r["sweep"], r["key"]) for r in read_rows(table)] == [(r["sweep"], r["key"]) for r in rows]
+
+    # ... but not if the study now runs a sweep another way.
+    changed = yaml.safe_load(path.read_text())
+    changed["sweeps"][1]["options"]["epochs"] = 3
+    path.write_text(yaml.safe_dump(changed))
+    with pytest.raises(ConfigError, match="holds trials of sweep 'converged' run with other settings"):
+        run_study(load_study(path), ray_init=RAY)
