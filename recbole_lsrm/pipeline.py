@@ -52,7 +52,7 @@ def _run_info_from_checkpoint(path: str) -> dict:
 # Settings a checkpoint carries on with as they were: its RNG states, its model's shape, its
 # windows and batches (the schedule counts steps per epoch), its optimizer's kind and its data.
 FIXED_ON_RESUME = (
-    "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride",
+    "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride", "window_loss",
     "train_batch_size", "learner", "optimizer_switch", "cold_start_users",
     "trajectory_holdout", "load_col", "eval_args", "scale",
 )

@@ -83,6 +83,30 @@ def test_smaller_stride_overlaps_windows(tmp_path):
         build("LSRM", "s", {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 4, "window_stride": 9})
 
 
+def test_overlapping_windows_train_each_target_once_with_the_longest_history(tmp_path):
+    write_inter(tmp_path / "s" / "s.inter", [("A", f"a{t}", t) for t in range(12)] + [("B", f"b{t}", t) for t in range(5)])
+    options = {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 4, "window_stride": 2, "window_loss": "new"}
+    train, _, _ = build("LSRM", "s", options)
+    ds = train.dataset
+    rows = ds.inter_feat
+    seen = {}
+    for items, targets, n in zip(rows["item_id_list"].tolist(), rows["target_item_id_list"].tolist(), rows["item_length"].tolist()):
+        for position, target in enumerate(targets[:n]):
+            if target:
+                name = ds.id2token("item_id", target)
+                assert name not in seen, f"{name} is trained twice"
+                seen[name] = position  # the history it is predicted from: `position + 1` items
+    # A: 10 training items a0..a9, targets a1..a9; B: 3 training items, targets b1, b2.
+    assert sorted(seen) == sorted([f"a{t}" for t in range(1, 10)] + ["b1", "b2"])
+    # Every target after a user's first L - stride has at least L - stride items before it.
+    assert all(position + 1 >= 2 for name, position in seen.items() if int(name[1:]) > 2)
+    # "all" keeps the overlapping targets (a target twice); a bad value is refused.
+    everything, _, _ = build("LSRM", "s", {**options, "window_loss": "all"})
+    assert (everything.dataset.inter_feat["target_item_id_list"] > 0).sum() > (rows["target_item_id_list"] > 0).sum()
+    with pytest.raises(Exception, match="window_loss must be 'all' or 'new'"):
+        build("LSRM", "s", {**options, "window_loss": "some"})
+
+
 def test_ml100k_has_one_row_per_window_and_recboles_eval_rows():
     train, valid, test = build("LSRM", "ml-100k", {})
     inter = train.dataset.inter_feat

@@ -13,6 +13,18 @@ row per window of ``MAX_ITEM_LIST_LENGTH + 1`` items:
 A smaller ``window_stride`` overlaps windows more (more rows, targets seen with other
 contexts). Rows and memory grow with the number of interactions, not interactions x L.
 
+With cut-apart windows a target sees on average half a window of history. ``window_loss:
+new`` keeps the overlap but trains each target once, in the window where it has the most
+history: a window's targets that the window before it (earlier in time, same user) also
+holds are set to padding, so they count for nothing in the loss::
+
+    items  i0 .. i7, L = 4, stride 2, window_loss new (targets in capitals, x = not trained)
+    rows   [i3 i4 i5 i6] -> [x  x  I6 I7]
+           [i1 i2 i3 i4] -> [x  x  I4 I5]
+           [i0 i1 i2]    -> [I1 I2 I3]
+
+Every target but a user's first L - stride then has at least L - stride items of history.
+
 Validation and test rows are exactly RecBole's leave-one-out rows (last item test,
 second-to-last validation, with the up to L items before each as history), so full-sort
 evaluation is unchanged and comparable with RecBole's models.
@@ -89,6 +101,9 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
                 f"window_stride must be an integer in [1, MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}], "
                 f"got {config['window_stride']!r}"
             )
+        self.window_loss = config["window_loss"] or "all"
+        if self.window_loss not in ("all", "new"):
+            raise ConfigError(f"window_loss must be 'all' or 'new', got {config['window_loss']!r}")
         self.target_list_field = target_list_field(config)
         super().__init__(config)
 
@@ -135,10 +150,18 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         index = start[:, None] + np.arange(L)[None, :]  # (R, L) input positions
         length = end - start - 1  # inputs per window (= targets)
         mask = np.arange(L)[None, :] < length[:, None]
+        target_mask = mask
+        if self.window_loss == "new":
+            # Targets the previous window of the same user (the next row: windows are cut
+            # from the end) also holds: its end is the first target this window keeps.
+            uids = self.inter_feat[self.uid_field].numpy()
+            same_user = np.append(uids[start[1:]] == uids[start[:-1]], False)
+            previous_end = np.where(same_user, np.append(end[1:], 0), 0)
+            target_mask = mask & (index + 1 >= previous_end[:, None])
         rows = {
             self.uid_field: self.inter_feat[self.uid_field][torch.from_numpy(start)],
             self.item_list_length_field: torch.from_numpy(length),
-            self.target_list_field: gather_padded(self.inter_feat[self.iid_field], index + 1, mask),
+            self.target_list_field: gather_padded(self.inter_feat[self.iid_field], index + 1, target_mask),
         }
         for field, list_field in self._list_fields():
             rows[list_field] = gather_padded(self.inter_feat[field], index, mask)
