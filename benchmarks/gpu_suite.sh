@@ -79,7 +79,7 @@ step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
 step throughput_lsrm 100 "$PY" benchmarks/gpu_throughput.py --model=LSRM --scales="$LSRM_SCALES"
 step throughput_hstu 60 "$PY" benchmarks/gpu_throughput.py --model=HSTU --scales="$HSTU_SCALES"
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    step ml1m_quality 160 "$PY" benchmarks/ml1m_quality.py --budget=120 --datasets="$DATASETS"
+    step ml1m_quality 160 "$PY" benchmarks/ml1m_quality.py --budget=120 --epochs=200 --n_layers=4 --d_model=128 --n_heads=4 --datasets="$DATASETS"
 else
     echo "== ml1m_quality: skipped (needs CUDA: on a CPU one ML-1M epoch takes minutes)"
 fi

@@ -1,15 +1,23 @@
-"""Quality under a time budget: a 4-layer d=128 LSRM on ML-1M, max length 200, HSTU's protocol.
+"""Quality on the published ML-1M protocol: LSRM next to HSTU's and SASRec's published figures.
 
-    python benchmarks/ml1m_quality.py [--budget=120] [--datasets=../shared/datasets]
+    python benchmarks/ml1m_quality.py [--epochs=50] [--budget=SECONDS] [--datasets=../shared/datasets]
+                                      [--n_layers=2 --d_model=64 --max_len=200]
+                                      [--window_stride=100 --window_loss=new]
 
 Reads ``ml-1m/ml-1m.inter.xz`` from the shared datasets folder (skips, saying so, when it is
-absent; the file is never copied into the project), trains LSRM (4 layers, d = 128, 4 heads,
-MAX_ITEM_LIST_LENGTH 200) with the plugin's recipe, and stops before the next epoch would end
-past ``--budget`` seconds of training plus validation. Evaluation masks the user's input items
-out of the ranking (``eval_mask_history``), as HSTU's ML-1M results do. Prints the epochs run,
-the time used and the test metrics of the best validation epoch.
+absent; the file is never copied into the project), trains LSRM with the plugin's recipe
+(AdamW then SGD at Adam's convergence, layer-wise dropout 0.3 -> 0.1) until the validation
+CE stops improving (or ``--epochs`` / ``--budget`` ends it), and prints the test HR@10,
+NDCG@10, HR@50 and NDCG@50 with 95% bootstrap intervals over the 6,040 test users next to
+the published numbers.
 
-Target on an H100-class GPU: test NDCG@10 >= 0.19 within 120 s.
+Protocol (the plugin's leave-one-out, with HSTU's masking): users' interactions sorted by
+timestamp, ties kept in file order (a stable sort); the last item of each user is the test
+target, the one before it the validation target (used for early stopping only), all earlier
+items train. Ranking is over all 3,706 items with the items of the user's input (the up to
+``max_len`` items before the target) masked out, as HSTU's evaluation does. HSTU's own code
+holds out no validation item and sorts timestamps with an unstable sort, so a few targets
+differ; its numbers are therefore close to, not exactly on, this protocol.
 """
 
 from __future__ import annotations
@@ -25,17 +33,28 @@ from pathlib import Path
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
-OPTIONS = {
-    "n_layers": 4, "d_model": 128, "n_heads": 4, "MAX_ITEM_LIST_LENGTH": 200,
-    "eval_mask_history": True, "valid_metric": "NDCG@10", "epochs": 200,
-    "show_progress": False, "state": "INFO",
+# SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
+PUBLISHED = {
+    "SASRec (HSTU paper)": (0.2853, 0.1603, 0.5474, 0.2185),
+    "SASRec + full CE (Klenitskiy & Vasilev)": (0.3152, 0.1821, None, None),
+    "HSTU": (0.3097, 0.1720, 0.5754, 0.2307),
+    "HSTU-large": (0.3294, 0.1893, 0.5935, 0.2481),
 }
+METRICS = ("hit@10", "ndcg@10", "hit@50", "ndcg@50")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=120.0, help="seconds of training and validation")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder holding ml-1m/")
+    parser.add_argument("--epochs", type=int, default=50, help="most epochs (early stopping usually ends sooner)")
+    parser.add_argument("--budget", type=float, default=None, help="stop before an epoch would end past this many seconds")
+    parser.add_argument("--n_layers", type=int, default=2)
+    parser.add_argument("--d_model", type=int, default=64)
+    parser.add_argument("--n_heads", type=int, default=2)
+    parser.add_argument("--max_len", type=int, default=200)
+    parser.add_argument("--window_stride", type=int, default=None, help="items between training windows (default max_len)")
+    parser.add_argument("--window_loss", default="all", choices=("all", "new"))
+    parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     source = args.datasets / "ml-1m" / "ml-1m.inter.xz"
     if not source.is_file():
@@ -51,29 +70,51 @@ def main() -> int:
         (work / "data" / "ml-1m").mkdir(parents=True)
         with lzma.open(source) as packed, open(work / "data" / "ml-1m" / "ml-1m.inter", "wb") as out:
             shutil.copyfileobj(packed, out)
-        started = {}
+        clock = {}
 
-        def within_budget(epoch: int, record: dict) -> bool:
+        def stop(epoch: int, record: dict) -> bool:
             now = time.perf_counter()
-            started.setdefault("t", now - record["train_time_s"])
-            elapsed = now - started["t"]
-            per_epoch = elapsed / (epoch + 1)
-            return elapsed + per_epoch > args.budget
+            clock.setdefault("start", now - record["train_time_s"])
+            if args.budget is None:
+                return False
+            elapsed = now - clock["start"]
+            return elapsed + elapsed / (epoch + 1) > args.budget
 
-        options = {**OPTIONS, "data_path": str(work / "data"), "checkpoint_dir": str(work / "saved")}
-        summary = run("LSRM", "ml-1m", options=options, epoch_callback=within_budget)
-        used = time.perf_counter() - started["t"]
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-        test = summary["test"]
-        print(f"device: {device}; epochs: {summary['epochs_run']} (best {summary['best_epoch']}); "
-              f"training + validation: {used:.0f} s of {args.budget:.0f} s; "
-              f"{summary['train_tokens_per_s']:,.0f} positions/s")
-        print(f"test NDCG@10 {test['ndcg@10']:.4f}  HR@10 {test['hit@10']:.4f}  CE {test['celoss']:.3f}  "
-              f"(target on a GPU: NDCG@10 >= 0.19 within 120 s)")
-        print(json.dumps({"device": device, "used_s": used, "epochs": summary["epochs_run"],
-                          "history": [{k: r.get(k) for k in ("epoch", "train_loss", "valid_score", "train_time_s")}
-                                      for r in summary["history"]],
-                          "test": test}))
+        options = {
+            "n_layers": args.n_layers, "d_model": args.d_model, "n_heads": args.n_heads,
+            "MAX_ITEM_LIST_LENGTH": args.max_len, "window_stride": args.window_stride, "window_loss": args.window_loss,
+            "eval_mask_history": True, "epochs": args.epochs, "topk": [10, 50],
+            "show_progress": False, "state": "INFO",
+            "data_path": str(work / "data"), "checkpoint_dir": str(work / "saved"),
+        }
+        started = time.perf_counter()
+        summary = run("LSRM", "ml-1m", options=options, epoch_callback=stop)
+        used = time.perf_counter() - started
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+        test, ci = summary["test"], summary.get("test_intervals") or {}
+        print(f"\nLSRM {args.n_layers} layers, d={args.d_model}, max length {args.max_len}, window stride "
+              f"{args.window_stride or args.max_len}, window_loss {args.window_loss}; N = {summary['non_embedding_params']:,}")
+        print(f"device: {device}; epochs run {summary['epochs_run']} (best {summary['best_epoch']}, switch "
+              f"{summary.get('switch_epoch')}); wall time {used / 60:.1f} min; {summary['train_tokens_per_s']:,.0f} positions/s")
+        print(f"\n{'ML-1M test, history masked':42} " + " ".join(f"{m:>18}" for m in ("HR@10", "NDCG@10", "HR@50", "NDCG@50")))
+        cells = [f"{test[m]:.4f} [{ci[m][0]:.3f},{ci[m][1]:.3f}]" if m in ci else f"{test[m]:.4f}" for m in METRICS]
+        print(f"{'LSRM (this run) [95% interval]':42} " + " ".join(f"{c:>18}" for c in cells))
+        for name, figures in PUBLISHED.items():
+            print(f"{name:42} " + " ".join(f"{v:>18.4f}" if v is not None else f"{'-':>18}" for v in figures))
+        for name in ("HSTU", "SASRec + full CE (Klenitskiy & Vasilev)"):
+            ahead = [test[m] >= v for m, v in zip(METRICS[:2], PUBLISHED[name][:2])]
+            print(f"beats {name} on HR@10 and NDCG@10: {'yes' if all(ahead) else 'no'}")
+        record = {
+            "device": device, "options": {k: v for k, v in options.items() if k not in ("data_path", "checkpoint_dir")},
+            "wall_s": used, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+            "test": test, "test_intervals": ci,
+            "history": [{k: r.get(k) for k in ("epoch", "train_loss", "valid_score", "phase", "train_time_s")}
+                        for r in summary["history"]],
+        }
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({**record, "published": PUBLISHED}, indent=2) + "\n")
+        print(json.dumps(record))  # last line: read by benchmarks/gpu_suite.sh
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -210,7 +210,7 @@ def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> 
                         "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
 
 
-def _tasks_section(name: str, rows: pd.DataFrame) -> list[str]:
+def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     lines = [f"## Challenge tasks: sweep `{name}`", ""]
     columns = [c for c in rows.columns if c.startswith("task_") and not c.endswith(("_lo", "_hi"))]
     if not columns:
@@ -233,7 +233,10 @@ def _tasks_section(name: str, rows: pd.DataFrame) -> list[str]:
             cells.append(_f(last / first, 3) if first else "-")
         table.append([column[len("task_"):], *cells])
     lines += _table(header, table)
-    return lines + [""]
+    lines.append("")
+    if (out / f"{name}-compare" / "compare.png").is_file():
+        lines += [f"![tasks]({name}-compare/compare.png)", ""]
+    return lines
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -274,7 +277,7 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         elif section == "ablation":
             lines += _ablation_section(sweep, rows, converged)
         elif section == "tasks":
-            lines += _tasks_section(sweep, rows)
+            lines += _tasks_section(sweep, rows, out)
     fits_path = out / "fits.json"
     write_text(json.dumps({"law": "L(N) = E + (N0 / N)^alpha", "results": results.name, "metric": METRIC,
                            "fits": fits, "plots": [p.name for p in plots]}, indent=2, default=_plain) + "\n", fits_path)

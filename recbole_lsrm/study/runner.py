@@ -140,6 +140,17 @@ def _check_fingerprint(study: StudySpec, sweep: str, fingerprint: dict[str, Any]
         write_json(record, path)
 
 
+def _compare_tasks(study: StudySpec, sweep: SweepSpec, stream: TextIO) -> None:
+    """``python -m recbole_lsrm.tasks compare`` on the sweep's runs, into ``<report>/<sweep>-compare``."""
+    from recbole_lsrm.sweep.results import gather
+    from recbole_lsrm.tasks.compare import compare
+
+    run_dirs = [row["run_dir"] for row in gather(study.work / sweep.name) if row.get("run_dir")]
+    if len(run_dirs) >= 2:
+        print(f"\n== tasks compare: {len(run_dirs)} runs ==", file=stream, flush=True)
+        compare(run_dirs, out=str(study.report / f"{sweep.name}-compare"))
+
+
 # --- running --------------------------------------------------------------------------------
 def run_study(
     study: StudySpec,
@@ -195,6 +206,8 @@ def run_study(
         if result.interrupted:
             outcome["interrupted"] = True
             break
+        if sweep.section == "tasks":
+            _compare_tasks(study, sweep, stream)
     if dry_run:
         return outcome
     save()
