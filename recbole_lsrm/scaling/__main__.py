@@ -3,6 +3,10 @@
 fit     fits L(N) = E + (N0/N)^alpha per model, dataset and data fraction on the sizes not
         named by --predict, predicts those, and writes fits.json, report.md and PNG plots
         next to results.csv (or into --out).
+fit-joint  fits one law L(N, D') over model size, unique data and repetition, with held-out
+        errors next to the per-fraction fits; writes it into fits.json, plus joint.png and
+        iso_compute.png.
+plan    the compute-optimal (N, epochs) for D interactions and a budget, from fits.json's joint law.
 study   rewrites a study's report (report.md, fits.json, PNGs) from its results.csv alone.
 shapes  prints the shapes a shape study at a fixed N would train (n_layers, d_model, n_heads).
 """
@@ -28,6 +32,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="hold the irreducible loss E at this value (fits N0 and alpha; two sizes suffice)")
     fit.add_argument("--bootstrap", type=int, default=0,
                      help="confidence intervals from this many residual-bootstrap refits (default: covariance)")
+
+    joint = commands.add_parser("fit-joint", help="fit L(N, D') with data repetition to a results table")
+    joint.add_argument("results", help="results.csv of a sweep or study (columns N, train_positions, epochs_run, test_ce_loss)")
+    joint.add_argument("--out", default=None, help="folder for fits.json and the figures (default: next to results)")
+    joint.add_argument("--samples", type=int, default=200, help="constant sets drawn for the prediction intervals")
+
+    planner = commands.add_parser("plan", help="which model size and how many epochs for a dataset and a budget")
+    planner.add_argument("--fits", required=True, help="fits.json holding a joint law (fit-joint writes it)")
+    planner.add_argument("--interactions", required=True, type=float, help="unique training interactions D")
+    planner.add_argument("--budget", required=True, help="FLOPs (1e18) or GPU-hours (8gpuh, with --mfu and --peak-flops)")
+    planner.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation for GPU-hour budgets (default 0.4)")
+    planner.add_argument("--peak-flops", type=float, default=989e12, dest="peak_flops",
+                         help="the GPU's peak FLOP/s for GPU-hour budgets (default 989e12: H100 dense bf16)")
+    planner.add_argument("--scales", action="store_true", help="choose among the Table IV scales only")
+    planner.add_argument("--extrapolation", type=float, default=10.0,
+                         help="how many times beyond the fitted N, data and epochs the planner may go (default 10)")
 
     study = commands.add_parser("study", help="rewrite a study's report from its results.csv")
     study.add_argument("results", help="results.csv of a study (python -m recbole_lsrm.study writes it)")
@@ -86,9 +106,98 @@ def _shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_joint(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recbole_lsrm.scaling.joint_report import run_joint, save_joint
+    from recbole_lsrm.scaling.report import load_results
+
+    if args.samples < 0:
+        raise SystemExit("error: --samples must be >= 0")
+    results = Path(args.results).resolve()
+    out = Path(args.out).resolve() if args.out else results.parent
+    result = run_joint(load_results(results), out, samples=args.samples)
+    save_joint(result, out / "fits.json")
+    if result.fit is None:
+        print(f"error: joint law not fitted: {result.reason}", file=sys.stderr)
+        return 1
+    fit = result.fit
+    print(f"L(N, D') = {fit.E:.4f} + {fit.A:.4g} / N^{fit.alpha:.4f} + {fit.B:.4g} / D'^{fit.beta:.4f}, "
+          f"R* = {fit.R_star:.3g} ({fit.n_points} trials, rmse {fit.rmse:.4f})")
+    for name, (lo, hi) in fit.ci95.items():
+        print(f"  {name}: 95% [{lo:.4g}, {hi:.4g}]")
+    for e in result.holdout:
+        joint = "refused" if e["joint_error_pct"] is None else f"{e['joint_error_pct']:.2f}%"
+        per = "-" if e["per_fraction_error_pct"] is None else f"{e['per_fraction_error_pct']:.2f}%"
+        print(f"  left out {e['left_out']} {e['value']:g} ({e['trials']} trials): joint {joint}, per-fraction L(N) {per}")
+    print(f"wrote {out / 'fits.json'}" + "".join(f"\nwrote {p}" for p in result.plots))
+    return 0
+
+
+def _budget_flops(args: argparse.Namespace) -> float:
+    from recbole_lsrm.errors import ConfigError
+
+    text = args.budget.strip().lower()
+    try:
+        if text.endswith("gpuh"):
+            hours = float(text[:-4])
+            if not (args.mfu > 0 and args.peak_flops > 0):
+                raise ConfigError("--mfu and --peak-flops must be positive")
+            return hours * 3600 * args.mfu * args.peak_flops
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--budget must be FLOPs (1e18) or GPU-hours (8gpuh), got {args.budget!r}") from None
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from recbole_lsrm.errors import ConfigError
+    from recbole_lsrm.scaling.joint import JointFit, plan
+
+    path = Path(args.fits)
+    if not path.is_file():
+        raise ConfigError(f"fits file not found: {path}")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    joint = document.get("joint")
+    if not joint or joint.get("status") != "ok":
+        reason = (joint or {}).get("reason", "no joint law in it")
+        raise ConfigError(f"{path}: {reason}; write one with: python -m recbole_lsrm.scaling fit-joint RESULTS.csv")
+    fit = JointFit.from_dict(joint)
+    budget = _budget_flops(args)
+    sizes = None
+    if args.scales:
+        from recbole_lsrm.scales import scales
+
+        sizes = {s.name: float(s.non_embedding_params) for s in scales()}
+    result = plan(fit, args.interactions, budget, sizes=sizes, extrapolation=args.extrapolation)
+
+    def line(c: dict) -> str:
+        ci = c["loss_ci95"]
+        return (f"N = {c['N']:,.0f}{' (' + c['label'] + ')' if c['label'] else ''}, {c['epochs']:.3g} epochs "
+                f"({c['targets']:.3g} targets): predicted test CE {c['loss']:.4f}"
+                + (f" [95% {ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+
+    print(f"D = {args.interactions:,.0f} interactions, C = {budget:.3g} FLOPs ({result['flops_rule']})")
+    print("best: " + line(result["best"]))
+    for c in result["runners_up"]:
+        print("then: " + line(c))
+    if result["sizes_outside_range"]:
+        print(f"not considered (over {args.extrapolation:g}x outside the fitted N): {', '.join(result['sizes_outside_range'])}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "fit-joint":
+            return _fit_joint(args)
+        if args.command == "plan":
+            return _plan(args)
         if args.command == "study":
             from recbole_lsrm.study.report import write_study_report
 

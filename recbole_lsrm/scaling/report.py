@@ -233,12 +233,12 @@ def _int(value) -> int | None:
 
 
 # --- plots -----------------------------------------------------------------------------------
-def _save_figure(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and Ray nodes
@@ -258,7 +258,7 @@ def _curve_range(points: list[dict[str, Any]]) -> np.ndarray:
 
 def plot_size_fit(entry: dict[str, Any], metric: str, path: Path) -> Path:
     """Figure 2a: the points used for the fit, the held-out ones, and the fitted curve."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     fit = entry["_fit"]
     xs = _curve_range(entry["points"])
@@ -282,14 +282,14 @@ def plot_size_fit(entry: dict[str, Any], metric: str, path: Path) -> Path:
     ax.set_title(f"Model size: {entry['name']}")
     ax.legend(fontsize=8)
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
 
 def plot_data_sizes(fits: list[dict[str, Any]], metric: str, path: Path) -> Path:
     """Figure 2b: one curve per data fraction."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, entry in enumerate(fits):
@@ -305,14 +305,14 @@ def plot_data_sizes(fits: list[dict[str, Any]], metric: str, path: Path) -> Path
     ax.set_title("Data size: one fit per data fraction")
     ax.legend(fontsize=8, title="data")
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
 
 def plot_repetition(curves: list[dict[str, Any]], path: Path) -> Path:
     """Figure 3: validation CE per epoch, one line per size (and fraction)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     fractions = sorted({c["fraction"] for c in curves})
     for c in curves:
@@ -324,14 +324,14 @@ def plot_repetition(curves: list[dict[str, Any]], path: Path) -> Path:
     ax.set_title("Data repetition: validation loss per epoch")
     ax.legend(fontsize=8)
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
 
 def plot_shapes(studies: list[dict[str, Any]], path: Path) -> Path:
     """Figure 4: loss increase in % against the Table IV shape, by aspect ratio."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for study in studies:
         shapes = [s for s in study["shapes"] if s["aspect_ratio"] is not None]
@@ -344,7 +344,7 @@ def plot_shapes(studies: list[dict[str, Any]], path: Path) -> Path:
     ax.set_title("Model shape")
     ax.legend(fontsize=8)
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--work", default=None, help="the folder of the trials instead of the file's work:")
     parser.add_argument("--report", default=None, help="the folder of the table and report instead of the file's report:")
     parser.add_argument("--dry-run", action="store_true", help="prepare the data, print every sweep's trials and their status, train nothing")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the table, run nothing")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table (from the trials finished here and the committed table) and the report; train nothing")
     return parser
 
 
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name):
                 setattr(study, name, Path(getattr(args, name)).resolve())
         if args.report_only:
-            from recbole_lsrm.study.report import write_study_report
+            from recbole_lsrm.study.runner import write_table_and_report
 
-            report = write_study_report(study.report / "results.csv", study.report, title=study.name)
-            print(f"wrote {report.markdown}")
+            table, report = write_table_and_report(study)
+            print(f"wrote {table}\nwrote {report}")
             return 0
         only = [n.strip() for n in args.only.split(",") if n.strip()]
         outcome = run_study(study, only=only, dry_run=args.dry_run)

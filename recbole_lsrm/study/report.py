@@ -11,6 +11,8 @@ runner calls the same function. Each section reads the rows of its ``section``:
 - ablation: Table III, test CE of each variant; "both" is the converged section's trial of
   the same size.
 - tasks: the challenge tasks' key figures per size.
+- the joint law L(N, D') over the size and converged trials (:mod:`recbole_lsrm.scaling.joint`),
+  with its held-out errors next to the per-fraction fits', where the table allows a fit.
 
 Every test figure carries its 95% bootstrap interval over test users (columns ``*_lo`` and
 ``*_hi``). A difference is called supported when the two intervals do not overlap, which is
@@ -31,6 +33,7 @@ import pandas as pd
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import make_dir, write_text
+from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.report import (
     fit_sizes, load_results, plot_data_sizes, plot_repetition, plot_size_fit, repetition_curves,
 )
@@ -153,7 +156,7 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
         lines += _table(
             ["size", "N", "epochs run (best, switch)", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "train min"],
             [[r["size"], f"{int(r['N']):,}",
-              f"{_int(r.get('epochs_run'))} ({_int(r.get('best_epoch'))}, {_int(r.get('switch_epoch'))})",
+              f"{_cell(r.get('epochs_run'))} ({_cell(r.get('best_epoch'))}, {_cell(r.get('switch_epoch'))})",
               _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r.get("train_time_s"))]
              for _, r in group.sort_values("N").iterrows()],
         )
@@ -180,6 +183,11 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
         plots.append(plot_repetition(curves, path))
         lines += [f"![validation CE per epoch]({path.name})", ""]
     return lines
+
+
+def _cell(value: Any) -> str:
+    number = _int(value)
+    return "-" if number is None else str(number)
 
 
 def _int(value: Any) -> int | None:
@@ -278,9 +286,15 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
             lines += _ablation_section(sweep, rows, converged)
         elif section == "tasks":
             lines += _tasks_section(sweep, rows, out)
+    joint = run_joint(table, out) if {"train_positions", "epochs_run"} <= set(table.columns) else None
+    if joint is not None:
+        lines += joint_markdown(joint)
+        plots += joint.plots
     fits_path = out / "fits.json"
     write_text(json.dumps({"law": "L(N) = E + (N0 / N)^alpha", "results": results.name, "metric": METRIC,
                            "fits": fits, "plots": [p.name for p in plots]}, indent=2, default=_plain) + "\n", fits_path)
+    if joint is not None:
+        save_joint(joint, fits_path)
     report_path = out / "report.md"
     write_text("\n".join(lines).rstrip() + "\n", report_path)
     return StudyReport(report_path, fits_path, plots)

@@ -163,7 +163,6 @@ def run_study(
 
     Returns ``{"failed": {sweep: [keys]}, "interrupted": bool, "report": path or None}``.
     """
-    from recbole_lsrm.study.report import write_study_report
     from recbole_lsrm.sweep.plan import build_plan
     from recbole_lsrm.sweep.results import read_trial_record, write_results_csv
     from recbole_lsrm.sweep.runner import run_sweep
@@ -210,9 +209,21 @@ def run_study(
             _compare_tasks(study, sweep, stream)
     if dry_run:
         return outcome
-    save()
-    if table_path.is_file():
-        outcome["report"] = write_study_report(table_path, study.report, title=study.name).markdown
+    if study_rows(study, committed):
+        _, outcome["report"] = write_table_and_report(study)
         print(f"\nstudy {study.name}: {time.time() - started:.0f} s; table {table_path}; report {outcome['report']}",
               file=stream, flush=True)
     return outcome
+
+
+def write_table_and_report(study: StudySpec) -> tuple[Path, Path]:
+    """``results.csv`` from the finished trials (here and in the committed table), then the report."""
+    from recbole_lsrm.study.report import write_study_report
+    from recbole_lsrm.sweep.results import write_results_csv
+
+    table_path = study.report / "results.csv"
+    rows = study_rows(study, read_table(table_path))
+    if not rows:
+        raise ConfigError(f"no finished trials of study {study.name} in {study.work} or {table_path}")
+    write_results_csv(study.report, rows, first=STUDY_COLUMNS)
+    return table_path, write_study_report(table_path, study.report, title=study.name).markdown

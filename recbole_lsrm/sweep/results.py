@@ -37,7 +37,7 @@ LEADING_COLUMNS = [
     "n_layers", "d_model", "n_heads", "aspect_ratio", "shape_group", "reference_shape",
     "ablation", "N", "N_source", "non_embedding_params", "non_embedding_params_counted", "total_params",
     "max_seq_length", "train_rows", "epochs", "epochs_run", "best_epoch", "switch_epoch",
-    "train_time_s", "train_tokens_per_s", "test_ce_loss",
+    "train_time_s", "train_positions", "train_tokens_per_s", "test_ce_loss",
 ]
 TRAILING_COLUMNS = [
     "valid_celoss_by_epoch", "train_loss_by_epoch", "device", "cuda_visible_devices", "run_dir", "summary",
@@ -216,6 +216,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": summary.get("best_epoch"),
         "switch_epoch": summary.get("switch_epoch"),
         "train_time_s": summary.get("train_time_s"),
+        "train_positions": summary.get("train_positions"),  # targets trained, all epochs
         "train_tokens_per_s": summary.get("train_tokens_per_s"),
         "test_ce_loss": summary.get("test_ce_loss"),
         "valid_celoss_by_epoch": _json_list([(r.get("valid") or {}).get("celoss") for r in history]),

@@ -1,0 +1,304 @@
+"""One law over model size, unique data and repetition, and the compute-optimal plan under it.
+
+    L(N, D') = E + A / N^alpha + B / D'^beta,
+    D' = U + U R* (1 - exp(-R / R*)),   R = epochs - 1,
+
+with U the unique training targets (interactions predicted once per epoch) and D' the
+effective data after repetition as Muennighoff et al. (2023, "Scaling Data-Constrained
+Language Models") define it: the R repeated epochs are worth less than fresh data, and R*
+(fitted) is how many repetitions are worth having. One epoch or less (R <= 0) gives D' = the
+data seen.
+
+:func:`fit_joint` fits the six constants by least squares (several starts) with 95%
+intervals from the estimate's covariance; :func:`holdout_errors` refits without one
+model size or one data fraction at a time and predicts it, next to what the per-fraction
+L(N) fits (:mod:`recbole_lsrm.scaling.fit`) can predict; :func:`plan` answers "which N and
+how many epochs for D interactions and a budget of C FLOPs" (C = 6 N x trained targets, the
+usual transformer count), refusing to extrapolate far beyond the fitted range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import least_squares
+
+from recbole_lsrm.scaling.fit import FitError, fit_power_law
+
+PARAMETERS = ("E", "A", "alpha", "B", "beta", "R_star")
+MIN_POINTS = 8  # six constants and at least two degrees of freedom
+DEFAULT_SAMPLES = 200
+DEFAULT_EXTRAPOLATION = 10.0  # how far past the fitted N, U and epochs the planner goes
+FLOPS_PER_PARAMETER_AND_TARGET = 6  # forward + backward
+
+
+def effective_data(U: np.ndarray | float, epochs: np.ndarray | float, r_star: float) -> np.ndarray:
+    """D' for U unique targets seen ``epochs`` times (fractional epochs < 1: the part seen)."""
+    U, epochs = np.asarray(U, dtype=float), np.asarray(epochs, dtype=float)
+    repeats = np.maximum(epochs - 1.0, 0.0)
+    seen = U * np.minimum(epochs, 1.0)
+    return seen + U * r_star * (1.0 - np.exp(-repeats / r_star))
+
+
+@dataclass
+class JointFit:
+    E: float
+    A: float
+    alpha: float
+    B: float
+    beta: float
+    R_star: float
+    n_points: int
+    rmse: float
+    ranges: dict[str, list[float]]  # the fitted N, U and epochs: [min, max]
+    ci95: dict[str, list[float]] = field(default_factory=dict)
+    samples: list[list[float]] = field(default_factory=list)  # constants drawn for prediction intervals
+    notes: list[str] = field(default_factory=list)
+
+    def constants(self) -> np.ndarray:
+        return np.array([getattr(self, p) for p in PARAMETERS])
+
+    def predict(self, N, U, epochs, constants: np.ndarray | None = None) -> np.ndarray:
+        E, A, alpha, B, beta, r_star = self.constants() if constants is None else constants
+        D = effective_data(U, epochs, r_star)
+        return E + A / np.asarray(N, dtype=float) ** alpha + B / D**beta
+
+    def predict_interval(self, N, U, epochs) -> tuple[np.ndarray, np.ndarray] | None:
+        """2.5 and 97.5 percentiles of the predictions of the drawn constants."""
+        if not self.samples:
+            return None
+        predictions = np.array([self.predict(N, U, epochs, np.array(s)) for s in self.samples])
+        return np.percentile(predictions, 2.5, axis=0), np.percentile(predictions, 97.5, axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "law": "L(N, D') = E + A / N^alpha + B / D'^beta, D' = U + U R* (1 - exp(-(epochs - 1) / R*))",
+            **{p: getattr(self, p) for p in PARAMETERS},
+            "ci95": self.ci95, "n_points": self.n_points, "rmse": self.rmse, "ranges": self.ranges,
+            "samples": self.samples, "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JointFit":
+        try:
+            return cls(**{p: float(data[p]) for p in PARAMETERS}, n_points=int(data["n_points"]),
+                       rmse=float(data["rmse"]), ranges=data["ranges"], ci95=data.get("ci95", {}),
+                       samples=data.get("samples", []), notes=data.get("notes", []))
+        except (KeyError, TypeError, ValueError) as err:
+            raise FitError(f"not a joint fit (missing or bad {err}); write one with: python -m recbole_lsrm.scaling fit-joint") from None
+
+
+# --- fitting ---------------------------------------------------------------------------------
+def _unpack(theta: np.ndarray) -> np.ndarray:
+    E, ln_a, alpha, ln_b, beta, ln_r = theta
+    with np.errstate(over="ignore"):
+        return np.array([E, np.exp(ln_a), alpha, np.exp(ln_b), beta, np.exp(ln_r)], dtype=float)
+
+
+def _residuals(theta, ln_n, U, epochs, L):
+    E, ln_a, alpha, ln_b, beta, ln_r = theta
+    D = effective_data(U, epochs, math.exp(ln_r))
+    return E + np.exp(ln_a - alpha * ln_n) + np.exp(ln_b - beta * np.log(D)) - L
+
+
+def _solve(starts, ln_n, U, epochs, L, bounds):
+    best = None
+    for x0 in starts:
+        result = least_squares(_residuals, np.clip(x0, bounds[0] + 1e-9, bounds[1] - 1e-9), args=(ln_n, U, epochs, L),
+                               bounds=bounds, method="trf", x_scale="jac", max_nfev=3000)
+        if best is None or result.cost < best.cost:
+            best = result
+    return best
+
+
+def _check(N, U, epochs, L) -> tuple[np.ndarray, ...]:
+    arrays = [np.asarray(list(x), dtype=float) for x in (N, U, epochs, L)]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1:
+        raise FitError("N, U, epochs and the losses must be lists of one length")
+    for name, a in zip(("N", "U (unique training targets)", "epochs"), arrays[:3]):
+        bad = np.flatnonzero(~np.isfinite(a) | (a <= 0))
+        if bad.size:
+            raise FitError(f"{name} must be positive; point {int(bad[0])} has {a[bad[0]]!r}")
+    if not np.all(np.isfinite(arrays[3])):
+        raise FitError("every loss must be a finite number")
+    return tuple(arrays)
+
+
+def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L: Iterable[float],
+              samples: int = DEFAULT_SAMPLES, seed: int = 0) -> JointFit:
+    """Fit the joint law to trials (N, U, epochs) -> loss; refuses too few or one-axis data.
+
+    Intervals of the constants: estimate +- t(0.975, n - 6) standard errors from the
+    covariance of the least-squares estimate. ``samples`` sets of constants drawn from that
+    normal approximation give the prediction intervals (:meth:`JointFit.predict_interval`).
+    """
+    N, U, epochs, L = _check(N, U, epochs, L)
+    if N.size < MIN_POINTS:
+        raise FitError(f"the joint law has 6 constants: it needs at least {MIN_POINTS} trials, got {N.size}")
+    if np.unique(N).size < 3:
+        raise FitError(f"the joint law needs at least 3 model sizes, got {np.unique(N).size}")
+    if np.unique(np.round(U)).size < 2:
+        raise FitError("the joint law needs at least 2 data sizes (sweep --fractions); with one, fit L(N)")
+    notes = []
+    repeated = epochs > 1
+    if not repeated.any():
+        notes.append("no trial repeats its data (all epochs <= 1): R* is not determined by these trials")
+    ln_n = np.log(N)
+    floor = float(L.min())
+    lower = np.array([0.0, -50.0, 0.01, -50.0, 0.01, math.log(0.05)])
+    upper = np.array([floor, 80.0, 3.0, 80.0, 3.0, math.log(1e4)])
+    starts = []
+    for E in (0.0, 0.5 * floor, 0.9 * floor):
+        for alpha in (0.1, 0.5):
+            for beta in (0.1, 0.5):
+                for r in (3.0, 30.0):
+                    part = max(float(np.median(L)) - E, 1e-3) / 2
+                    starts.append(np.array([
+                        E, math.log(part) + alpha * float(np.median(ln_n)), alpha,
+                        math.log(part) + beta * float(np.median(np.log(U))), beta, math.log(r),
+                    ]))
+    best = _solve(starts, ln_n, U, epochs, L, (lower, upper))
+    residuals = best.fun
+    constants = _unpack(best.x)
+    fit = JointFit(
+        *constants.tolist(), n_points=int(N.size), rmse=float(np.sqrt(np.mean(residuals**2))),
+        ranges={"N": [float(N.min()), float(N.max())], "U": [float(U.min()), float(U.max())],
+                "epochs": [float(epochs.min()), float(epochs.max())]},
+        notes=notes,
+    )
+    dof = N.size - len(PARAMETERS)
+    try:
+        cov = float(np.sum(residuals**2)) / dof * np.linalg.inv(best.jac.T @ best.jac)
+    except np.linalg.LinAlgError:
+        cov = None
+    if cov is None or not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < 0):
+        fit.notes.append("the covariance of the estimate is singular: no intervals")
+        return fit
+    # Wald intervals in the fitted parametrisation (A, B and R* on the log scale), cut to the
+    # fit's bounds: where a cut shows, the trials say little about that constant.
+    t = float(stats.t.ppf(0.975, dof))
+    se = np.sqrt(np.diag(cov))
+    lo, hi = _unpack(np.maximum(best.x - t * se, lower)), _unpack(np.minimum(best.x + t * se, upper))
+    fit.ci95 = {p: [float(a), float(b)] for p, a, b in zip(PARAMETERS, lo, hi)}
+    if samples > 0:
+        # Constants drawn from the estimate's normal approximation: prediction intervals.
+        draws = np.random.default_rng(seed).multivariate_normal(best.x, cov, size=samples, check_valid="ignore")
+        draws = np.clip(draws, lower, upper)
+        fit.samples = [_unpack(d).tolist() for d in draws]
+    return fit
+
+
+# --- held-out prediction ---------------------------------------------------------------------------
+def holdout_errors(N, U, epochs, L, fraction) -> list[dict[str, Any]]:
+    """Leave one model size out, then one data fraction out: refit, predict the left-out trials.
+
+    Each entry: what was left out, the joint law's mean |error| in % over those trials, and
+    the per-fraction L(N) fit's (on the other sizes of the same fraction; None where it has
+    fewer than 3 sizes to fit or, for a left-out fraction, no data of that fraction at all).
+    """
+    N, U, epochs, L = _check(N, U, epochs, L)
+    fraction = np.asarray(list(fraction), dtype=float)
+    out = []
+    for axis, values in (("size", N), ("fraction", fraction)):
+        for value in np.unique(values):
+            left = values == value
+            entry: dict[str, Any] = {"left_out": axis, "value": float(value), "trials": int(left.sum())}
+            try:
+                fit = fit_joint(N[~left], U[~left], epochs[~left], L[~left], samples=0)
+                predicted = fit.predict(N[left], U[left], epochs[left])
+                entry["joint_error_pct"] = float(np.mean(np.abs(predicted - L[left]) / L[left]) * 100)
+            except FitError as err:
+                entry["joint_error_pct"], entry["joint_refused"] = None, str(err)
+            entry["per_fraction_error_pct"] = _per_fraction_error(N, L, fraction, left) if axis == "size" else None
+            out.append(entry)
+    return out
+
+
+def _per_fraction_error(N, L, fraction, left) -> float | None:
+    errors = []
+    for f in np.unique(fraction[left]):
+        rows = fraction == f
+        train = rows & ~left
+        try:
+            fit = fit_power_law(N[train], L[train])
+        except FitError:
+            return None
+        test = rows & left
+        errors.extend(np.abs(fit.predict(N[test]) - L[test]) / L[test] * 100)
+    return float(np.mean(errors)) if errors else None
+
+
+# --- planning ----------------------------------------------------------------------------------
+@dataclass
+class Choice:
+    N: float
+    epochs: float
+    targets: float  # trained targets: epochs x D
+    loss: float
+    interval: list[float] | None
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"N": self.N, "epochs": self.epochs, "targets": self.targets, "loss": self.loss,
+                "loss_ci95": self.interval, "label": self.label}
+
+
+def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[str, float] | None = None,
+         extrapolation: float = DEFAULT_EXTRAPOLATION, runners_up: int = 4) -> dict[str, Any]:
+    """The N (and epochs = C / (6 N D)) with the lowest predicted loss for budget C and data D.
+
+    ``sizes`` restricts N to named sizes (Table IV scales); otherwise a log grid of N within
+    ``extrapolation`` times the fitted range. Refuses (FitError) data or epochs more than
+    ``extrapolation`` times outside the fitted range, and an optimum at the grid's edge.
+    """
+    D = float(interactions)
+    if not (D > 0 and budget_flops > 0):
+        raise FitError(f"--interactions and --budget must be positive, got {interactions} and {budget_flops}")
+    lo_u, hi_u = fit.ranges["U"]
+    if not lo_u / extrapolation <= D <= hi_u * extrapolation:
+        raise FitError(f"{D:,.0f} interactions is more than {extrapolation:g}x outside the fitted data "
+                       f"({lo_u:,.0f} ... {hi_u:,.0f} unique targets): the law would be extrapolated too far")
+    lo_n, hi_n = fit.ranges["N"]
+    if sizes:
+        names = {float(n): name for name, n in sizes.items()}
+        grid = np.array(sorted(names))
+        outside = [names[n] for n in grid if not lo_n / extrapolation <= n <= hi_n * extrapolation]
+        grid = grid[(grid >= lo_n / extrapolation) & (grid <= hi_n * extrapolation)]
+        if grid.size == 0:
+            raise FitError(f"none of the sizes is within {extrapolation:g}x of the fitted N ({lo_n:,.0f} ... {hi_n:,.0f})")
+    else:
+        names, outside = {}, []
+        grid = np.logspace(math.log10(lo_n / extrapolation), math.log10(hi_n * extrapolation), 241)
+    targets = budget_flops / (FLOPS_PER_PARAMETER_AND_TARGET * grid)
+    epochs = targets / D
+    losses = fit.predict(grid, D, epochs)
+    order = np.argsort(losses)
+    best = int(order[0])
+    max_epochs = fit.ranges["epochs"][1] * extrapolation
+    if epochs[best] > max_epochs:
+        raise FitError(f"the best choice trains {epochs[best]:.0f} epochs, more than {extrapolation:g}x the most "
+                       f"epochs fitted ({fit.ranges['epochs'][1]:g}): the repetition term would be extrapolated too far")
+    if not sizes and best in (0, grid.size - 1):
+        edge = "smallest" if best == 0 else "largest"
+        raise FitError(f"the lowest predicted loss is at the {edge} N the planner may consider ({grid[best]:,.0f}, "
+                       f"{extrapolation:g}x outside the fitted N {lo_n:,.0f} ... {hi_n:,.0f}): the optimum is out of reach")
+
+    def choice(i: int) -> Choice:
+        interval = fit.predict_interval(grid[i], D, epochs[i])
+        return Choice(float(grid[i]), float(epochs[i]), float(targets[i]), float(losses[i]),
+                      None if interval is None else [float(interval[0]), float(interval[1])], names.get(float(grid[i]), ""))
+
+    picked = [choice(best)]
+    # runners-up: the best choices at least a factor 1.5 in N away from every one shown
+    for i in order[1:]:
+        if len(picked) > runners_up:
+            break
+        if all(abs(math.log(grid[i] / c.N)) >= math.log(1.5) for c in picked):
+            picked.append(choice(int(i)))
+    return {"interactions": D, "budget_flops": float(budget_flops), "best": picked[0].to_dict(),
+            "runners_up": [c.to_dict() for c in picked[1:]], "sizes_outside_range": outside,
+            "flops_rule": "C = 6 N x (epochs x interactions)"}
