@@ -197,22 +197,40 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _switched(row: pd.Series) -> bool:
+    return _int(row.get("switch_epoch")) is not None
+
+
 def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> list[str]:
     lines = [f"## Ablation (Table III): sweep `{name}`", ""]
-    lines += ["no-lad: one dropout rate, the mean of `layer_dropout`, in every layer; no-so: Adam to the end "
-              "(no switch to SGD); both: the converged section's trial of that size.", ""]
+    lines += ["no-lad: one dropout rate, the mean of `layer_dropout`, in every layer; no-so: no switch to SGD "
+              "(optimizer_switch False). A variant missing from the sweep is taken from the converged section's "
+              "trial of that size: \"both\" if its Adam phase switched to SGD, \"no-so\" if it never did. "
+              "(SGD from epoch K) marks the trials that switched.", ""]
     header = ["size", "N"] + [f"{v} CE [95%]" for v in VARIANTS] + [f"{v} - both" for v in VARIANTS[1:]]
     table = []
     for size, group in rows.groupby("size", sort=False):
         cells: dict[str, pd.Series] = {str(r["ablation"]): r for _, r in group.iterrows()}
         base = baseline[(baseline["size"] == size) & (baseline["fraction"] == 1.0)]
-        if len(base) and "both" not in cells:
-            cells["both"] = base.iloc[0]
+        if len(base):
+            variant = "both" if _switched(base.iloc[0]) else "no-so"
+            cells.setdefault(variant, base.iloc[0])
         both = cells.get("both")
-        row = [size, f"{int(group['N'].iloc[0]):,}"] + [_with_ci(cells[v], "celoss") if v in cells else "-" for v in VARIANTS]
+
+        def cell(v: str) -> str:
+            if v not in cells:
+                return "-"
+            r = cells[v]
+            return _with_ci(r, "celoss") + (f" (SGD from {_int(r.get('switch_epoch'))})" if _switched(r) else "")
+
+        row = [size, f"{int(group['N'].iloc[0]):,}"] + [cell(v) for v in VARIANTS]
         for v in VARIANTS[1:]:
             row.append(f"{float(cells[v][METRIC]) - float(both[METRIC]):+.4f}" if v in cells and both is not None else "-")
         table.append((group["N"].iloc[0], row))
+        for v in ("both", "no-lad"):
+            if v in cells and not _switched(cells[v]):
+                lines.append(f"- {size} {v}: its Adam phase never switched to SGD, so it shows no switching optimizer.")
+    lines += [""] if lines[-1] != "" else []
     lines += _table(header, [r for _, r in sorted(table, key=lambda t: t[0])])
     return lines + ["", "Paper (ML-20M, l2 / l24): both 5.6249 / 4.7182, w/o LAD 5.6127 / 4.7296, "
                         "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
