@@ -21,7 +21,7 @@ import pandas as pd
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.fit import FitError
-from recbole_lsrm.scaling.report import pyplot, save_figure
+from recbole_lsrm.scaling.report import figure
 from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, FLOPS_PER_PARAMETER_AND_TARGET, JointFit, fit_joint, holdout_errors
 
 METRIC = "test_ce_loss"
@@ -122,46 +122,31 @@ def markdown(result: JointResult) -> list[str]:
 
 def plot_joint(fit: JointFit, points: pd.DataFrame, path: Path) -> Path:
     """Loss against N per data fraction: the trials and the law at each fraction's U and epochs."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    xs = np.logspace(math.log10(points["N"].min() / 1.5), math.log10(points["N"].max() * 1.5), 100)
-    for i, ((fraction, epochs), group) in enumerate(points.groupby(["fraction", points["epochs"].round()], sort=True)):
-        colour = colours[i % len(colours)]
-        U = float(group["U"].median())
-        ax.plot(group["N"], group["loss"], "o", color=colour, label=f"{fraction:.0%} data, {epochs:g} epochs")
-        ax.plot(xs, fit.predict(xs, U, float(epochs)), "--", color=colour, alpha=0.7)
-    ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel("test CE")
-    ax.set_title("Joint law: trials (points) and L(N, D') at their data and epochs (lines)")
-    ax.legend(fontsize=7)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    title = "Joint law: trials (points) and L(N, D') at their data and epochs (lines)"
+    with figure(path, title, "non-embedding parameters N", "test CE", xlog=True, size=(6.5, 4.2),
+                legend={"fontsize": 7}) as (plt, ax):
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        xs = np.logspace(math.log10(points["N"].min() / 1.5), math.log10(points["N"].max() * 1.5), 100)
+        groups = points.groupby(["fraction", points["epochs"].round()], sort=True)
+        for i, ((fraction, epochs), group) in enumerate(groups):
+            colour = colours[i % len(colours)]
+            ax.plot(group["N"], group["loss"], "o", color=colour, label=f"{fraction:.0%} data, {epochs:g} epochs")
+            ax.plot(xs, fit.predict(xs, float(group["U"].median()), float(epochs)), "--", color=colour, alpha=0.7)
+    return path
 
 
 def plot_iso_compute(fit: JointFit, points: pd.DataFrame, path: Path) -> Path:
     """Predicted loss against N at fixed budgets on the full data: epochs = C / (6 N U)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     U = float(points["U"].max())
     spent = FLOPS_PER_PARAMETER_AND_TARGET * points["N"] * points["U"] * points["epochs"]
     budgets = np.logspace(math.log10(spent.min()), math.log10(spent.max()), 4)
     xs = np.logspace(math.log10(points["N"].min() / 3), math.log10(points["N"].max() * 3), 200)
-    for budget in budgets:
-        epochs = budget / (FLOPS_PER_PARAMETER_AND_TARGET * xs * U)
-        losses = fit.predict(xs, U, epochs)
-        best = int(np.argmin(losses))
-        line, = ax.plot(xs, losses, label=f"C = {budget:.2g} FLOPs")
-        ax.plot(xs[best], losses[best], "*", color=line.get_color(), markersize=10)
-    ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel("predicted test CE")
-    ax.set_title(f"Iso-compute: U = {U:,.0f} targets, epochs = C / (6 N U); * = optimum")
-    ax.legend(fontsize=7)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    title = f"Iso-compute: U = {U:,.0f} targets, epochs = C / (6 N U); * = optimum"
+    with figure(path, title, "non-embedding parameters N", "predicted test CE", xlog=True, size=(6.5, 4.2),
+                legend={"fontsize": 7}) as (_, ax):
+        for budget in budgets:
+            losses = fit.predict(xs, U, budget / (FLOPS_PER_PARAMETER_AND_TARGET * xs * U))
+            best = int(np.argmin(losses))
+            line, = ax.plot(xs, losses, label=f"C = {budget:.2g} FLOPs")
+            ax.plot(xs[best], losses[best], "*", color=line.get_color(), markersize=10)
+    return path

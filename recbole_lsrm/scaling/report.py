@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,24 @@ def pyplot():
     return plt
 
 
+@contextmanager
+def figure(path: Path, title: str, xlabel: str, ylabel: str, xlog: bool = False, size=(6, 4), legend: dict | None = None):
+    """One figure: yields (pyplot, axes) to draw on, then labels it, adds the legend and saves it to ``path``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    try:
+        yield plt, ax
+        if xlog:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(**{"fontsize": 8, **(legend or {})})
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text).strip("-").lower()
 
@@ -258,8 +277,12 @@ def _curve_range(points: list[dict[str, Any]]) -> np.ndarray:
 
 def plot_size_fit(entry: dict[str, Any], metric: str, path: Path) -> Path:
     """Figure 2a: the points used for the fit, the held-out ones, and the fitted curve."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    with figure(path, f"Model size: {entry['name']}", "non-embedding parameters N", metric, xlog=True) as (_, ax):
+        _draw_size_fit(entry, ax)
+    return path
+
+
+def _draw_size_fit(entry: dict[str, Any], ax) -> None:
     fit = entry["_fit"]
     xs = _curve_range(entry["points"])
     if fit is not None:
@@ -276,77 +299,43 @@ def plot_size_fit(entry: dict[str, Any], metric: str, path: Path) -> Path:
                         label="fitted sizes" if role == "fit" else "held out (predicted)")
     for p in entry["points"]:
         ax.annotate(p["size"], (p["N"], p["loss"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel(metric)
-    ax.set_title(f"Model size: {entry['name']}")
-    ax.legend(fontsize=8)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
 
 
 def plot_data_sizes(fits: list[dict[str, Any]], metric: str, path: Path) -> Path:
     """Figure 2b: one curve per data fraction."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, entry in enumerate(fits):
-        colour = colours[i % len(colours)]
-        label = f"{entry['fraction']:.0%}" + (f" {entry['model']}" if entry["model"] else "")
-        ax.plot([p["N"] for p in entry["points"]], [p["loss"] for p in entry["points"]], "o", color=colour, label=label)
-        if entry["_fit"] is not None:
-            xs = _curve_range(entry["points"])
-            ax.plot(xs, entry["_fit"].predict(xs), "--", color=colour, alpha=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel(metric)
-    ax.set_title("Data size: one fit per data fraction")
-    ax.legend(fontsize=8, title="data")
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    with figure(path, "Data size: one fit per data fraction", "non-embedding parameters N", metric, xlog=True,
+                legend={"title": "data"}) as (plt, ax):
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, entry in enumerate(fits):
+            colour = colours[i % len(colours)]
+            label = f"{entry['fraction']:.0%}" + (f" {entry['model']}" if entry["model"] else "")
+            ax.plot([p["N"] for p in entry["points"]], [p["loss"] for p in entry["points"]], "o", color=colour, label=label)
+            if entry["_fit"] is not None:
+                xs = _curve_range(entry["points"])
+                ax.plot(xs, entry["_fit"].predict(xs), "--", color=colour, alpha=0.8)
+    return path
 
 
 def plot_repetition(curves: list[dict[str, Any]], path: Path) -> Path:
     """Figure 3: validation CE per epoch, one line per size (and fraction)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
     fractions = sorted({c["fraction"] for c in curves})
-    for c in curves:
-        ys = [np.nan if v is None else v for v in c["valid_celoss_by_epoch"]]
-        label = c["size"] + (f" ({c['fraction']:.0%})" if len(fractions) > 1 else "")
-        ax.plot(range(1, len(ys) + 1), ys, "o-", markersize=3, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation CE loss")
-    ax.set_title("Data repetition: validation loss per epoch")
-    ax.legend(fontsize=8)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    with figure(path, "Data repetition: validation loss per epoch", "epoch", "validation CE loss") as (_, ax):
+        for c in curves:
+            ys = [np.nan if v is None else v for v in c["valid_celoss_by_epoch"]]
+            label = c["size"] + (f" ({c['fraction']:.0%})" if len(fractions) > 1 else "")
+            ax.plot(range(1, len(ys) + 1), ys, "o-", markersize=3, label=label)
+    return path
 
 
 def plot_shapes(studies: list[dict[str, Any]], path: Path) -> Path:
     """Figure 4: loss increase in % against the Table IV shape, by aspect ratio."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for study in studies:
-        shapes = [s for s in study["shapes"] if s["aspect_ratio"] is not None]
-        ax.plot([s["aspect_ratio"] for s in shapes], [s["increase_pct"] for s in shapes], "o-",
-                label=f"N = {study['group']}")
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("aspect ratio d_model / n_layers")
-    ax.set_ylabel("loss increase (%)")
-    ax.set_title("Model shape")
-    ax.legend(fontsize=8)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    with figure(path, "Model shape", "aspect ratio d_model / n_layers", "loss increase (%)", xlog=True) as (_, ax):
+        for study in studies:
+            shapes = [s for s in study["shapes"] if s["aspect_ratio"] is not None]
+            ax.plot([s["aspect_ratio"] for s in shapes], [s["increase_pct"] for s in shapes], "o-",
+                    label=f"N = {study['group']}")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+    return path
 
 
 # --- writing ----------------------------------------------------------------------------------
