@@ -149,9 +149,11 @@ def _predicted(entries: list[dict], size: str) -> list[str]:
 
 def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], fits: dict) -> list[str]:
     lines = [f"## Trained to convergence: sweep `{name}`", ""]
-    lines += ["Each size trained until the validation CE stopped improving (Adam, then SGD after the switch, "
-              "layer-wise dropout), at most the `epochs` cap; test figures are those of the best validation epoch.", ""]
-    for fraction, group in rows.groupby("fraction", sort=False):
+    lines += ["Each size trained with the model's recipe (AdamW with the learning rate's cosine decay over the "
+              "`epochs` cap, a switch to SGD where Adam's validation CE stopped improving, layer-wise dropout) until "
+              "the validation CE stopped improving or the cap ended it; test figures are those of the best "
+              "validation epoch.", ""]
+    for fraction, group in rows.groupby("fraction", sort=True):
         lines += [f"### {float(fraction):.0%} of the users", ""]
         lines += _table(
             ["size", "N", "epochs run (best, switch)", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "train min"],
