@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,9 +239,14 @@ def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> 
                         "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
 
 
+def _natural_key(text: str) -> list:
+    return [float(part) if part[:1].isdigit() else part for part in re.split(r"(\d+(?:\.\d+)?)", text)]
+
+
 def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     lines = [f"## Challenge tasks: sweep `{name}`", ""]
-    columns = [c for c in rows.columns if c.startswith("task_") and not c.endswith(("_lo", "_hi"))]
+    columns = sorted((c for c in rows.columns if c.startswith("task_") and not c.endswith(("_lo", "_hi"))),
+                     key=_natural_key)  # k=5 before k=10, TR@2 before TR@10
     if not columns:
         return lines + ["No task figures in the table.", ""]
     ordered = rows.sort_values("N")
