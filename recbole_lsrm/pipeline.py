@@ -19,6 +19,7 @@ import torch
 from recbole_lsrm import distributed
 from recbole_lsrm.compat import get_model_class
 from recbole_lsrm.config import LSRMConfig, check_keys
+from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
@@ -144,6 +145,8 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
 
     logger = getLogger()
     group = config["process_group"]
+    if torch.device(config["device"]).type == "cpu":
+        keep_freed_memory()  # large tensors reused instead of faulted in every step
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config, model_class)
     if max(config["topk"]) > data.item_num - 1:

@@ -47,6 +47,7 @@ from torch import nn
 
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.decoder import AllPositionDecoder
 
 ATTN_ACTIVATIONS = ("silu", "softmax")
@@ -116,7 +117,7 @@ class HSTUBlock(nn.Module):
         self.uvqk = nn.Linear(d_model, (4 if gating else 3) * d_model)
         self.norm_attn = nn.LayerNorm(d_model)
         self.proj = nn.Linear(d_model, d_model)  # W_o
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
 
     def set_dropout(self, rate: float) -> None:

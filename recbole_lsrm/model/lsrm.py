@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
+from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
 from recbole_lsrm.model.decoder import AllPositionDecoder
 
 
@@ -45,9 +45,7 @@ class CausalSelfAttention(nn.Module):
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, h, T, dh)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = causal_attention(q, k, v, self.dropout, self.training)  # (B, h, T, dh)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
 
 
@@ -60,7 +58,7 @@ class DecoderBlock(nn.Module):
         self.attn = CausalSelfAttention(d_model, n_heads)
         self.ln_ffn = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.set_dropout(dropout)
 
     def set_dropout(self, rate: float) -> None:

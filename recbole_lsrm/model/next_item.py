@@ -67,11 +67,11 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         probabilities = None
         for start in range(0, hidden.size(0), chunk):
             h, t, v = (x[start : start + chunk] for x in (hidden, targets, valid))
-            logits = _chunk_logits(h, item_weight)
-            log_norm = torch.logsumexp(logits, dim=1)
-            total += torch.where(v, log_norm - logits.gather(1, t[:, None]).squeeze(1), 0.0).sum()
+            # One fused pass (max, sum of exp, subtract) instead of logsumexp's five.
+            log_probabilities = torch.log_softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
+            total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
             if hidden.size(0) <= chunk:  # one chunk: keep its softmax instead of recomputing it
-                probabilities = logits.sub_(log_norm[:, None]).exp_()
+                probabilities = log_probabilities.exp_()
         ctx.save_for_backward(hidden, item_weight, targets, probabilities, count)
         ctx.chunk = chunk
         return total / count
@@ -91,10 +91,12 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             else:
                 grad = torch.softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
             grad[rows[: len(t)], t] -= 1.0
-            grad *= r[:, None]
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
-            grad_hidden[start : start + ctx.chunk] = (grad @ item_weight).to(hidden.dtype)
-            grad_weight += (grad.T @ h).float()
+            # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one
+            # pass over the largest tensor of the step saved.
+            scale = r[:, None]  # (C, 1) fp32
+            grad_hidden[start : start + ctx.chunk] = ((grad @ item_weight).float() * scale).to(hidden.dtype)
+            grad_weight += (grad.T @ (h.float() * scale).to(grad.dtype)).float()
         return grad_hidden, grad_weight.to(item_weight.dtype), None, None
 
 

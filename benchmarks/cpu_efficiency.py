@@ -1,0 +1,239 @@
+"""How much of a CPU's matrix-product rate LSRM training uses on ML-1M, and what a validation pass costs.
+
+    python benchmarks/cpu_efficiency.py [--scales=l2,l4] [--steps=6] [--max-len=50]
+                                        [--epoch-len=200] [--datasets=../shared/datasets]
+
+Reads ``ml-1m/ml-1m.inter.xz`` from the shared datasets folder (skips, saying so, when it is
+absent; the file is never copied into the project) and builds the plugin's own data path,
+model and ``LSRMTrainer`` for each scale preset (Table IV sizes, batch 256), so the shapes
+are ML-1M's: 3,706 items, windows of ``--max-len`` items, padding dropped before the loss.
+
+Per scale it runs ``--steps`` training steps of the trainer's own loop (AdamW, gradient
+clipping, layer-wise dropout) after two untimed ones, and after each step times a 2048^3 fp32
+``torch.mm`` (best of two): a virtual machine's rate moves from second to second, so each
+step is set against the rate measured next to it. It prints the medians over the steps of
+
+- the step time and tokens/s (trained positions per second);
+- model FLOP/s: tokens/s x (6 (N + n_items d) + 6 n_layers T d), the count of
+  ``benchmarks/gpu_throughput.py``, and the matrix-product rate;
+- share: model FLOP/s over that rate, with its range over the steps;
+- own shapes: the rate of the step's own matrix products run alone (its ceiling: with d = 64
+  they run far below the 2048^3 rate), and the step's model FLOP/s as a share of it;
+- stolen: the share of the machine's CPU time its host gave to other machines meanwhile
+  (``steal`` in /proc/stat); figures taken while it is high are noisy.
+
+Then, for the first scale at ``--epoch-len`` (default 200, the published protocol's length),
+one whole training epoch and one validation pass (full ranking of all 6,040 users, as the
+trainer's early stopping runs it), and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def matmul_rate(size: int = 2048, reps: int = 5) -> float:
+    """fp32 FLOP/s of a size^3 torch.mm on this machine (best of ``reps``)."""
+    a = torch.randn(size, size)
+    a @ a
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 2) -> float:
+    """fp32 FLOP/s of the step's own matrix products alone (forward and both backward products).
+
+    Per layer: the (P, d) x (d, 3d) attention projection, (d, d) output projection, and the
+    (d, 4d), (4d, d) feed-forward; then the (P, d) x (d, n_items) scores of the loss. Matrix
+    products with an inner size of 64 run far below a 2048^3 product on a CPU, so this is the
+    ceiling for a model of these shapes.
+    """
+    shapes = [(positions, d, 3 * d), (positions, d, d), (positions, d, 4 * d), (positions, 4 * d, d)] * n_layers
+    shapes.append((positions, d, n_items))
+    tensors = [(torch.randn(m, k), torch.randn(k, n), torch.randn(m, n)) for m, k, n in shapes]
+
+    def products() -> None:
+        for x, w, g in tensors:
+            x @ w, g @ w.T, x.T @ g
+
+    products()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        products()
+        best = min(best, time.perf_counter() - start)
+    return sum(6 * m * k * n for m, k, n in shapes) / best
+
+
+def build(scale: str, max_len: int, data_path: Path, work: Path):
+    from recbole.utils import init_seed
+
+    from recbole_lsrm.compat import get_model_class
+    from recbole_lsrm.config import LSRMConfig
+    from recbole_lsrm.cpu_allocator import keep_freed_memory
+    from recbole_lsrm.data import create_dataset, prepare_dataloaders
+    from recbole_lsrm.trainer import LSRMTrainer
+
+    model_class = get_model_class("LSRM")
+    keep_freed_memory()  # as pipeline.run does on a CPU
+    config = LSRMConfig(model_class, "ml-1m", None, {
+        "scale": scale, "MAX_ITEM_LIST_LENGTH": max_len, "state": "WARNING", "show_progress": False,
+        "data_path": str(data_path), "checkpoint_dir": str(work / "saved"),
+    })
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config, model_class)
+    train, valid, _ = prepare_dataloaders(config, dataset, model_class)
+    model = model_class(config, train.dataset).to(config["device"])
+    trainer = LSRMTrainer(config, model, work / "run", run_info={})
+    trainer.scheduler = trainer._build_scheduler(len(train))
+    return config, model_class, trainer, train, valid
+
+
+def flops_per_position(config, n_items: int) -> float:
+    n_layers, d, T = config["n_layers"], config["d_model"], config["MAX_ITEM_LIST_LENGTH"]
+    return 6.0 * (12 * n_layers * d * d + n_items * d) + 6.0 * n_layers * T * d
+
+
+class FirstBatches:
+    """The first ``n`` batches of a training loader, as an epoch of its own."""
+
+    def __init__(self, loader, first: int, n: int) -> None:
+        self.loader, self.first, self.n = loader, first, n
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if i >= self.first + self.n:
+                return
+            if i >= self.first:
+                yield batch
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def stolen_share(before: list[int], after: list[int]) -> float:
+    """Share of this machine's CPU time that its host gave to others (/proc/stat steal)."""
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / max(sum(delta[:8]), 1)
+
+
+def cpu_times() -> list[int]:
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return [0] * 8
+
+
+def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
+    """Median over steps of (model FLOP/s in the step) / (matmul rate measured right after it)."""
+    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work)
+    per_position = flops_per_position(config, train.dataset.item_num)
+    trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
+    steps, shares, rates, positions_per_s = [], [], [], []
+    times = cpu_times()
+    for i in range(args.steps):
+        start = time.perf_counter()
+        _, positions = trainer._train_epoch(FirstBatches(train, 2 + i, 1), 1)
+        elapsed = time.perf_counter() - start
+        rate = matmul_rate(reps=2)
+        steps.append(elapsed)
+        rates.append(rate)
+        positions_per_s.append(positions / elapsed)
+        shares.append(positions / elapsed * per_position / rate)
+    steal = stolen_share(times, cpu_times())
+    tokens = statistics.median(positions_per_s)
+    own_shapes = shape_rate(config["n_layers"], config["d_model"], int(statistics.median(positions_per_s) * statistics.median(steps)),
+                            train.dataset.item_num)
+    return {
+        "scale": scale, "n_layers": config["n_layers"], "d_model": config["d_model"], "max_len": args.max_len,
+        "batch": config["train_batch_size"], "step_ms": 1000 * statistics.median(steps),
+        "tokens_per_s": tokens, "model_gflops": tokens * per_position / 1e9,
+        "matmul_gflops": statistics.median(rates) / 1e9, "share": statistics.median(shares),
+        "share_range": [min(shares), max(shares)], "stolen": steal,
+        "own_shapes_gflops": own_shapes / 1e9, "share_of_own_shapes": tokens * per_position / own_shapes,
+    }
+
+
+def bench_epoch_and_validation(scale: str, max_len: int, data_path: Path, work: Path) -> dict:
+    config, _, trainer, train, valid = build(scale, max_len, data_path, work)
+    trainer.eval_collector.data_collect(train)  # as fit() does: item counts for the metrics
+    start = time.perf_counter()
+    trainer._train_epoch(train, 0)
+    epoch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    trainer.evaluate(valid, load_best_model=False)
+    valid_s = time.perf_counter() - start
+    return {"scale": scale, "max_len": max_len, "epoch_s": epoch_s, "validation_s": valid_s,
+            "validation_per_epoch": valid_s / epoch_s, "users": len(valid.dataset)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder holding ml-1m/")
+    parser.add_argument("--scales", default="l2,l4")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per scale")
+    parser.add_argument("--max-len", type=int, default=50, help="window length of the timed steps")
+    parser.add_argument("--epoch-len", type=int, default=200, help="window length of the epoch and validation timing (0: skip)")
+    args = parser.parse_args()
+    source = args.datasets / "ml-1m" / "ml-1m.inter.xz"
+    if not source.is_file():
+        print(f"skipped: {source} not found (pass --datasets=FOLDER holding ml-1m/ml-1m.inter.xz)")
+        return 0
+
+    from recbole_lsrm.evaluation import register_metrics
+    from recbole_lsrm.logging_setup import init_logging
+
+    register_metrics()
+    init_logging("WARNING")
+    work = Path(tempfile.mkdtemp(prefix="cpu-efficiency-"))
+    try:
+        data_path = work / "data"
+        (data_path / "ml-1m").mkdir(parents=True)
+        with lzma.open(source) as packed, open(data_path / "ml-1m" / "ml-1m.inter", "wb") as out:
+            shutil.copyfileobj(packed, out)
+        device = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+        print(f"ML-1M, LSRM, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+        print(f"{'scale':>5} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} {'tokens/s':>9} "
+              f"{'model GFLOP/s':>13} {'matmul GFLOP/s':>14} {'share':>6} {'(range)':>13} {'stolen':>6} {'own shapes':>10} {'share':>6}")
+        rows = []
+        for scale in [s for s in args.scales.split(",") if s]:
+            r = bench_steps(scale, args, data_path, work / scale)
+            rows.append(r)
+            print(f"{r['scale']:>5} {r['n_layers']:>6} {r['d_model']:>4} {r['max_len']:>4} {r['batch']:>5} "
+                  f"{r['step_ms']:>8.0f} {r['tokens_per_s']:>9,.0f} {r['model_gflops']:>13.1f} "
+                  f"{r['matmul_gflops']:>14.1f} {100 * r['share']:>5.1f}% "
+                  f"{'({:.0f}-{:.0f}%)'.format(*(100 * x for x in r['share_range'])):>13} "
+                  f"{100 * r['stolen']:>5.0f}% {r['own_shapes_gflops']:>10.1f} {100 * r['share_of_own_shapes']:>5.1f}%",
+                  flush=True)
+        record = {"device": device, "steps": rows}
+        if args.epoch_len:
+            e = bench_epoch_and_validation(rows[0]["scale"], args.epoch_len, data_path, work / "epoch")
+            record["epoch"] = e
+            print(f"\n{e['scale']} at length {e['max_len']}: one training epoch {e['epoch_s']:.1f} s, one validation "
+                  f"pass ({e['users']:,} users, full ranking) {e['validation_s']:.1f} s = "
+                  f"{e['validation_per_epoch']:.2f} of an epoch")
+        print(json.dumps(record))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
