@@ -63,6 +63,7 @@ def main() -> int:
 
     import torch
 
+    from recbole_lsrm.io import make_dir, write_json
     from recbole_lsrm.pipeline import run
 
     work = Path(tempfile.mkdtemp(prefix="ml1m-quality-"))
@@ -112,8 +113,8 @@ def main() -> int:
                         for r in summary["history"]],
         }
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({**record, "published": PUBLISHED}, indent=2) + "\n")
+            make_dir(args.out.parent)
+            write_json({**record, "published": PUBLISHED}, args.out)
         print(json.dumps(record))  # last line: read by benchmarks/gpu_suite.sh
     finally:
         shutil.rmtree(work, ignore_errors=True)
