@@ -31,17 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
 
 
 def matmul_rate(size: int = 2048, reps: int = 5) -> float:
@@ -192,9 +189,8 @@ def main() -> int:
     parser.add_argument("--max-len", type=int, default=50, help="window length of the timed steps")
     parser.add_argument("--epoch-len", type=int, default=200, help="window length of the epoch and validation timing (0: skip)")
     args = parser.parse_args()
-    source = args.datasets / "ml-1m" / "ml-1m.inter.xz"
-    if not source.is_file():
-        print(f"skipped: {source} not found (pass --datasets=FOLDER holding ml-1m/ml-1m.inter.xz)")
+    source = ml1m_source(args.datasets)
+    if source is None:
         return 0
 
     from recbole_lsrm.evaluation import register_metrics
@@ -202,12 +198,7 @@ def main() -> int:
 
     register_metrics()
     init_logging("WARNING")
-    work = Path(tempfile.mkdtemp(prefix="cpu-efficiency-"))
-    try:
-        data_path = work / "data"
-        (data_path / "ml-1m").mkdir(parents=True)
-        with lzma.open(source) as packed, open(data_path / "ml-1m" / "ml-1m.inter", "wb") as out:
-            shutil.copyfileobj(packed, out)
+    with unpacked_ml1m(source, "cpu-efficiency-") as (work, data_path):
         device = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
         print(f"ML-1M, LSRM, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
         print(f"{'scale':>5} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} {'tokens/s':>9} "
@@ -230,8 +221,6 @@ def main() -> int:
                   f"pass ({e['users']:,} users, full ranking) {e['validation_s']:.1f} s = "
                   f"{e['validation_per_epoch']:.2f} of an epoch")
         print(json.dumps(record))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

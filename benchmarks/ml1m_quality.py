@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
 
 # SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
 PUBLISHED = {
@@ -56,9 +53,8 @@ def main() -> int:
     parser.add_argument("--window_loss", default="all", choices=("all", "new"))
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args()
-    source = args.datasets / "ml-1m" / "ml-1m.inter.xz"
-    if not source.is_file():
-        print(f"skipped: {source} not found (pass --datasets=FOLDER holding ml-1m/ml-1m.inter.xz)")
+    source = ml1m_source(args.datasets)
+    if source is None:
         return 0
 
     import torch
@@ -66,11 +62,7 @@ def main() -> int:
     from recbole_lsrm.io import make_dir, write_json
     from recbole_lsrm.pipeline import run
 
-    work = Path(tempfile.mkdtemp(prefix="ml1m-quality-"))
-    try:
-        (work / "data" / "ml-1m").mkdir(parents=True)
-        with lzma.open(source) as packed, open(work / "data" / "ml-1m" / "ml-1m.inter", "wb") as out:
-            shutil.copyfileobj(packed, out)
+    with unpacked_ml1m(source, "ml1m-quality-") as (work, data_path):
         clock = {}
 
         def stop(epoch: int, record: dict) -> bool:
@@ -86,7 +78,7 @@ def main() -> int:
             "MAX_ITEM_LIST_LENGTH": args.max_len, "window_stride": args.window_stride, "window_loss": args.window_loss,
             "eval_mask_history": True, "epochs": args.epochs, "topk": [10, 50],
             "show_progress": False, "state": "INFO",
-            "data_path": str(work / "data"), "checkpoint_dir": str(work / "saved"),
+            "data_path": str(data_path), "checkpoint_dir": str(work / "saved"),
         }
         started = time.perf_counter()
         summary = run("LSRM", "ml-1m", options=options, epoch_callback=stop)
@@ -116,8 +108,6 @@ def main() -> int:
             make_dir(args.out.parent)
             write_json({**record, "published": PUBLISHED}, args.out)
         print(json.dumps(record))  # last line: read by benchmarks/gpu_suite.sh
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
