@@ -27,12 +27,6 @@ def non_embedding_params(n_layers: int, d_model: int) -> int:
     return 12 * n_layers * d_model * d_model
 
 
-def training_flops_per_position(n_layers: int, d_model: int, n_items: int, seq_len: int) -> int:
-    """Forward+backward FLOPs per trained position: 6 * (N + n_items * d) plus attention."""
-    attention = 6 * n_layers * seq_len * d_model  # QK^T and AV, forward and backward, causal half
-    return 6 * (non_embedding_params(n_layers, d_model) + n_items * d_model) + attention
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
