@@ -83,12 +83,16 @@ def build(scale: str, max_len: int, data_path: Path, work: Path):
 
     from recbole_lsrm.compat import get_model_class
     from recbole_lsrm.config import LSRMConfig
-    from recbole_lsrm.cpu_allocator import keep_freed_memory
     from recbole_lsrm.data import create_dataset, prepare_dataloaders
     from recbole_lsrm.trainer import LSRMTrainer
 
+    try:  # absent before the CPU speed-ups: the benchmark also measures older code (PYTHONPATH)
+        from recbole_lsrm.cpu_allocator import keep_freed_memory
+    except ImportError:
+        keep_freed_memory = None
     model_class = get_model_class("LSRM")
-    keep_freed_memory()  # as pipeline.run does on a CPU
+    if keep_freed_memory is not None:
+        keep_freed_memory()  # as pipeline.run does on a CPU
     config = LSRMConfig(model_class, "ml-1m", None, {
         "scale": scale, "MAX_ITEM_LIST_LENGTH": max_len, "state": "WARNING", "show_progress": False,
         "data_path": str(data_path), "checkpoint_dir": str(work / "saved"),

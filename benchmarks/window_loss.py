@@ -32,7 +32,7 @@ SETTINGS = {  # name: (window_stride as a share of L, window_loss)
     "new": (0.5, "new"),
     "overlap": (0.5, "all"),
 }
-METRICS = ("ce_loss", "hit@10", "ndcg@10")
+METRICS = ("celoss", "hit@10", "ndcg@10")
 
 
 def main() -> int:
@@ -88,7 +88,7 @@ def main() -> int:
                 "switch_epoch": summary.get("switch_epoch"),
                 "test": {m: test[m] for m in METRICS}, "test_intervals": {m: ci[m] for m in METRICS if m in ci},
             })
-            print(f"  done in {wall / 60:.1f} min: test CE {test['ce_loss']:.4f}, NDCG@10 {test['ndcg@10']:.4f}", flush=True)
+            print(f"  done in {wall / 60:.1f} min: test CE {test['celoss']:.4f}, NDCG@10 {test['ndcg@10']:.4f}", flush=True)
 
     print(f"\nML-1M, LSRM {args.n_layers}x{args.d_model}, max length {args.max_len}, {args.epochs} epochs; "
           f"device {device}; leave-one-out test, full ranking, [95% bootstrap over test users]")
@@ -104,9 +104,7 @@ def main() -> int:
     for name in names[1:]:
         if per_user.get(base) is None or per_user.get(name) is None:
             continue
-        metrics = {"ce_loss": "celoss", "hit@10": "hit@10", "ndcg@10": "ndcg@10"}
-        diffs = {m: paired_difference(per_user[base], per_user[name], key)
-                 for m, key in metrics.items() if key in per_user[base]}
+        diffs = {m: paired_difference(per_user[base], per_user[name], m) for m in METRICS if m in per_user[base]}
         comparisons[f"{name} - {base}"] = diffs
         cost = next(r for r in rows if r["setting"] == name)["epoch_s"] / rows[0]["epoch_s"]
         print(f"{name} - {base}: " + ", ".join(

@@ -44,6 +44,23 @@ def test_dropout_scales_kept_elements_and_passes_gradients_through_them():
     assert module(x) is x and module.p == 0.25
 
 
+def test_residual_dropout_is_the_sum_with_the_same_mask_and_gradients():
+    module = Dropout(0.3).train()
+    x, y = torch.randn(6, 7, 16, requires_grad=True), torch.randn(6, 7, 16, requires_grad=True)
+    torch.manual_seed(4)
+    fused = module.residual(x, y)
+    fused.sum().backward()
+    grads = x.grad.clone(), y.grad.clone()
+    x.grad = y.grad = None
+    torch.manual_seed(4)
+    plain = x + module(y)
+    plain.sum().backward()
+    torch.testing.assert_close(fused, plain)
+    torch.testing.assert_close(grads, (x.grad, y.grad))
+    assert torch.equal(grads[0], torch.ones_like(x)) and ((grads[1] == 0) | (grads[1] == 1 / 0.7)).all()
+    assert module.eval().residual(x, y).equal(x + y)
+
+
 def test_attention_without_dropout_is_pytorchs_and_with_dropout_keeps_the_mean():
     q, k, v = (torch.randn(2, 2, 9, 8) for _ in range(3))
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)

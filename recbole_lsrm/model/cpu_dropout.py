@@ -8,7 +8,12 @@ seeded from torch's own generator so that ``torch.manual_seed`` (RecBole's ``ini
 still makes a run repeat exactly. An element is kept when its 16-bit draw is at least
 ``round(p * 65536)``: the rate is ``p`` to within 1/65536 (0.2 is 0.199997).
 
-On a GPU (and any other device) both functions are the plain PyTorch ones.
+Each dropout is one pass over its tensor each way: the mask is turned into a float tensor of
+0 and ``1 / (1 - p)`` once, forward multiplies by it (fused with the residual addition where
+there is one, :meth:`Dropout.residual`) and backward multiplies the gradient by it. PyTorch's
+formula ``where(mask, x / (1 - p), 0)`` costs two passes each way.
+
+On a GPU (and any other device) all of these are the plain PyTorch operations.
 """
 
 from __future__ import annotations
@@ -32,13 +37,46 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     return bits >= round(p * _LEVELS) - _LEVELS // 2
 
 
+def _scaled_keep(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A tensor like ``x``: ``1 / (1 - p)`` where :func:`keep_mask` keeps, else 0."""
+    return torch.where(keep_mask(x.shape, p), 1.0 / (1.0 - p), 0.0).to(x.dtype)
+
+
+class _Masked(torch.autograd.Function):
+    """x * m, gradient g * m: one pass each way."""
+
+    @staticmethod
+    def forward(ctx, x, m):
+        ctx.save_for_backward(m)
+        return x * m
+
+    @staticmethod
+    def backward(ctx, grad):
+        (m,) = ctx.saved_tensors
+        return grad * m, None
+
+
+class _MaskedResidual(torch.autograd.Function):
+    """x + y * m in one pass; gradients g and g * m."""
+
+    @staticmethod
+    def forward(ctx, x, y, m):
+        ctx.save_for_backward(m)
+        return torch.addcmul(x, y, m)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (m,) = ctx.saved_tensors
+        return grad, grad * m, None
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout(x, p, training)``, with the mask from :func:`keep_mask` on a CPU."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    return torch.where(keep_mask(x.shape, p), x * (1.0 / (1.0 - p)), 0.0)
+    return _Masked.apply(x, _scaled_keep(x, p))
 
 
 class Dropout(nn.Dropout):
@@ -46,6 +84,12 @@ class Dropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
+
+    def residual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x + self(y)``: a residual connection around a dropped-out branch, one pass on a CPU."""
+        if not self.training or self.p == 0.0 or y.device.type != "cpu":
+            return x + self(y)
+        return _MaskedResidual.apply(x, y, _scaled_keep(y, self.p))
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -56,8 +100,9 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float
     """
     if not training or p == 0.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p if training else 0.0)
-    T = q.size(-2)
-    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))  # (B, h, T, T)
-    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    weights = scores.masked_fill_(~causal, float("-inf")).softmax(dim=-1)
+    *batch, T, dh = q.shape
+    # Scale and causal mask inside the product: scale * q k^T + (0 on and below the diagonal, -inf above).
+    future = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+    scores = torch.baddbmm(future, q.reshape(-1, T, dh), k.reshape(-1, T, dh).transpose(1, 2), alpha=1.0 / math.sqrt(dh))
+    weights = scores.softmax(dim=-1).view(*batch, T, T)  # (B, h, T, T)
     return dropout(weights, p, True) @ v  # (B, h, T, dh)

@@ -64,8 +64,8 @@ class DecoderBlock(nn.Module):
         return self.dropout.p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.ln_attn(x)))
-        return x + self.dropout(self.ffn(self.ln_ffn(x)))
+        x = self.dropout.residual(x, self.attn(self.ln_attn(x)))
+        return self.dropout.residual(x, self.ffn(self.ln_ffn(x)))
 
 
 class LSRM(AllPositionDecoder):
