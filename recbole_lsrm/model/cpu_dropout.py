@@ -10,7 +10,7 @@ still makes a run repeat exactly. An element is kept when its 16-bit draw is at 
 
 Each dropout is one pass over its tensor each way: the mask is turned into a float tensor of
 0 and ``1 / (1 - p)`` once, forward multiplies by it (fused with the residual addition where
-there is one, :meth:`Dropout.residual`) and backward multiplies the gradient by it. PyTorch's
+there is one, :meth:`Dropout.residual`) and backward multiplies the gradient by it. The plain
 formula ``where(mask, x / (1 - p), 0)`` costs two passes each way.
 
 On a GPU (and any other device) all of these are the plain PyTorch operations.
