@@ -162,6 +162,7 @@ def _newest_run(saved: Path) -> Path:
     return max(saved.iterdir(), key=lambda p: p.stat().st_mtime)
 
 
+@pytest.mark.slow
 def test_divergence_names_the_rate_that_caused_it_and_resume_applies_a_new_one(capsys, tmp_path, one_thread):
     saved = tmp_path / "saved"
     args = [*_tiny_args(f"--checkpoint_dir={saved}", "--topk=[10]", "--epochs=4", "--switch_epoch=2", "--sgd_lr=1e6")]

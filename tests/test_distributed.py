@@ -106,6 +106,7 @@ def test_bf16_option_changes_nothing_on_cpu(tiny_dataset, run_options):
     assert with_bf16["test"] == without["test"]
 
 
+@pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(tiny_dataset, run_options):
     options = {**run_options, **tiny_dataset, "epochs": 1, "layer_dropout": 0.0}
     eager = run("LSRM", "cyclic", options=options)
@@ -116,6 +117,7 @@ def test_compiled_model_trains_like_the_eager_one(tiny_dataset, run_options):
         run("LSRM", "cyclic", options={**options, "compile": "yes"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accumulation", [1, 3])
 def test_two_gloo_processes_match_one_process(tmp_path, accumulation):
     """torchrun --nproc_per_node=2 on ml-100k: the same losses, metrics and weights as one process

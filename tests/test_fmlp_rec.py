@@ -99,6 +99,7 @@ def _fmlp_options(run_options: dict, tiny_dataset: dict) -> dict:
     return {**options, "hidden_size": 16, "inner_size": 32, "MAX_ITEM_LIST_LENGTH": 10}
 
 
+@pytest.mark.slow
 def test_fmlp_rec_trains_one_epoch_on_ml100k(run_options):
     assert MODELS["FMLPRec"] is FMLPRec
     assert not getattr(FMLPRec, "all_position_training", False)  # RecBole's prefix rows

@@ -105,6 +105,7 @@ def test_bootstrap_intervals_narrow_with_more_users_and_paired_differences_see_s
 
 
 # --- a study end to end ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dataset, tmp_path, monkeypatch, capsys):
     path = write_study(tmp_path, Path(tiny_dataset["data_path"]))
     study = load_study(path)

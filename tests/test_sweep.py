@@ -152,6 +152,7 @@ def test_the_report_helper_finds_this_rays_api():
 
 
 # --- a real sweep through Ray Tune ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sweep_end_to_end_then_restart_runs_nothing(tiny_dataset, tmp_path, monkeypatch, capsys):
     out = tmp_path / "sweep"
     args = argv(tiny_dataset, out, "--n-layers=1,2,3", "--cpus-per-trial=1", "--predict=nl3", epochs=2)
