@@ -40,6 +40,10 @@ def test_dropout_scales_kept_elements_and_passes_gradients_through_them():
     y.sum().backward()
     torch.testing.assert_close(x.grad, kept.float() / 0.75)
     assert dropout(x, 0.25, training=False) is x
+    torch.manual_seed(9)
+    mask = keep_mask(x.shape, 0.25)
+    torch.manual_seed(9)
+    assert torch.equal(dropout(x, 0.25, training=True) != 0, mask & (x != 0))  # keep_mask's draws
     module = Dropout(0.25).eval()
     assert module(x) is x and module.p == 0.25
 
