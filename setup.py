@@ -7,5 +7,5 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["recbole_lsrm", "recbole_lsrm.*"]) + ["recbole_lsrm.properties"],
     package_dir={"recbole_lsrm.properties": "properties"},
-    package_data={"recbole_lsrm.properties": ["*.yaml", "*/*.yaml"]},
+    package_data={"recbole_lsrm.properties": ["*.yaml", "*/*.yaml", "*/*/*.yaml"]},
 )

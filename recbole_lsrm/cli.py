@@ -9,13 +9,15 @@ from recbole_lsrm.errors import ConfigError, LSRMError
 
 USAGE = """\
 usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2|l4|l8|l12|l24|l48]
-                                  [--config_files="a.yaml b.yaml"] [--checkpoint=PATH] [--tasks=all]
-                                  [--KEY=VALUE ...]
+                                  [--recipe=plugin|reference] [--config_files="a.yaml b.yaml"]
+                                  [--checkpoint=PATH] [--tasks=all] [--KEY=VALUE ...]
 
 Trains and tests a sequential recommender with RecBole's pipeline. --model is one of the
 plugin's models (LSRM, HSTU, FMLPRec) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
 Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAML:
 --epochs=5, --layer_dropout=[0.3,0.1], --eval_args="{split: {LS: valid_and_test}, ...}").
+--recipe=reference trains HSTU the way its reference code does (properties/recipe/HSTU/
+reference.yaml; each of its keys can still be given); plugin (the default) is LSRM's recipe.
 --checkpoint=PATH continues a run from its checkpoint.pth (or only tests it if it finished).
 --tasks=longtail,coldstart,crossdomain,robustness,trajectory (or all) runs the challenge
 tasks after the test and writes tasks.json and a PNG per task into the run folder.
@@ -25,7 +27,7 @@ is the global batch). Large catalogues and speed: --ce_chunk_size, --sampled_sof
 """
 
 # Options whose value is kept as the raw string.
-_STRING_OPTIONS = ("model", "dataset", "config_files", "checkpoint", "scale")
+_STRING_OPTIONS = ("model", "dataset", "config_files", "checkpoint", "scale", "recipe")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:

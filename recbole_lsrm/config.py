@@ -4,7 +4,8 @@ Priority, lowest first (RecBole's order, with the plugin's files in the internal
 
 1. RecBole's own property files (``overall.yaml``, its model and dataset files);
 2. the plugin's ``properties/overall.yaml``, ``properties/model/<model>.yaml``,
-   ``properties/dataset/<dataset>.yaml`` and, with ``scale``, ``properties/scale/<scale>.yaml``;
+   ``properties/dataset/<dataset>.yaml``, with ``recipe``, ``properties/recipe/<model>/<recipe>.yaml``
+   and, with ``scale``, ``properties/scale/<scale>.yaml``;
 3. the user's ``config_files``;
 4. the options given as a dict (the command line's ``--key=value``, already parsed as YAML).
 
@@ -53,7 +54,9 @@ PROPERTIES_DIR = find_properties_dir()
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 
 # Options of the command line itself, not RecBole config keys.
-RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "checkpoint")
+RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "recipe", "checkpoint")
+# --recipe=plugin: the model's own property file, nothing more.
+DEFAULT_RECIPE = "plugin"
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -114,6 +117,21 @@ def scale_file(scale: str) -> Path:
     return path
 
 
+def available_recipes(model: str) -> list[str]:
+    """Training recipes of a model: plugin (its own property file) and ``properties/recipe/<model>/*.yaml``."""
+    return [DEFAULT_RECIPE] + sorted(p.stem for p in PROPERTIES_DIR.glob(f"recipe/{model}/*.yaml"))
+
+
+def recipe_file(model: str, recipe: str) -> Path | None:
+    """The preset of ``--recipe`` for ``model`` (None for the plugin recipe)."""
+    if recipe == DEFAULT_RECIPE:
+        return None
+    path = PROPERTIES_DIR / "recipe" / model / f"{recipe}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe '{recipe}' for {model}: choose one of {', '.join(available_recipes(model))}")
+    return path
+
+
 def dataset_property_file(dataset: str) -> Path:
     """``properties/dataset/<dataset>.yaml``; a data-size subset ``<base>-<percent>`` (written
     by ``prepare --fraction``) falls back to its base dataset's file."""
@@ -125,12 +143,15 @@ def dataset_property_file(dataset: str) -> Path:
     return exact
 
 
-def _plugin_property_files(model: str, dataset: str, scale: str | None) -> list[Path]:
+def _plugin_property_files(model: str, dataset: str, scale: str | None, recipe: str | None = None) -> list[Path]:
     files = [
         PROPERTIES_DIR / "overall.yaml",
         PROPERTIES_DIR / "model" / f"{model}.yaml",
         dataset_property_file(dataset),
     ]
+    preset = recipe_file(model, recipe) if recipe is not None else None
+    if preset is not None:
+        files.append(preset)
     if scale is not None:
         files.append(scale_file(scale))
     return [f for f in files if f.is_file()]
@@ -151,7 +172,11 @@ def known_keys(model: str, dataset: str, config_files: Iterable[str] = ()) -> se
     candidates = list(RECBOLE_PROPERTIES_DIR.rglob("*.yaml")) + list(PROPERTIES_DIR.rglob("*.yaml"))
     wanted = {f"{model}.yaml", f"{dataset}.yaml", dataset_property_file(dataset).name, "overall.yaml", "sample.yaml"}
     for path in candidates:
-        if path.name in wanted or path.parent.name in ("quick_start_config", "scale"):
+        if (
+            path.name in wanted
+            or path.parent.name in ("quick_start_config", "scale")
+            or (path.parent.parent.name == "recipe" and path.parent.name == model)
+        ):
             keys.update(read_yaml(path))
     for path in config_files:
         keys.update(read_yaml(Path(path)))
@@ -227,7 +252,10 @@ class LSRMConfig(Config):
                 f"--scale sets n_layers/d_model/n_heads of the plugin's transformer models; "
                 f"{model} has its own size options (see its property file)"
             )
-        for path in _plugin_property_files(model, dataset, scale):
+        recipe = self.external_config_dict.get("recipe")
+        if recipe is not None and not isinstance(recipe, str):
+            raise ConfigError(f"recipe must be a name ({', '.join(available_recipes(model))}), got {recipe!r}")
+        for path in _plugin_property_files(model, dataset, scale, recipe):
             values = read_yaml(path)
             self.internal_config_dict.update(values)
             if path.parent.name == "dataset":

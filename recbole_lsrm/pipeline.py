@@ -55,7 +55,7 @@ def _run_info_from_checkpoint(path: str) -> dict:
 FIXED_ON_RESUME = (
     "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride", "window_loss",
     "train_batch_size", "learner", "optimizer_switch", "cold_start_users",
-    "trajectory_holdout", "load_col", "eval_args", "scale",
+    "trajectory_holdout", "load_col", "eval_args", "scale", "recipe", "train_windows", "time_query",
 )
 
 
@@ -206,6 +206,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "model": model,
         "dataset": dataset,
         "scale": config["scale"],
+        "recipe": config["recipe"] or "plugin",
         "n_layers": config["n_layers"],
         "d_model": config["d_model"] if config["d_model"] is not None else config["hidden_size"],
         "n_heads": config["n_heads"],

@@ -258,3 +258,37 @@ def test_hstu_through_the_command_line(tiny_dataset, run_options, capsys):
     assert code == 0, capsys.readouterr().err
     code = main(["--model=HSTU", "--dataset=cyclic", "--epochs=1", "--topk=[5,10]", "--rab=time", *args])
     assert code == 2 and "rab must be one of none, position, position_time" in capsys.readouterr().err
+
+
+def test_bias_table_lookup_has_autograds_gradient():
+    from recbole_lsrm.model.hstu import lookup
+
+    table = torch.randn(129, requires_grad=True)
+    index = torch.randint(0, 129, (3, 12, 12))
+    grad = torch.randn(3, 12, 12)
+    (fast,) = torch.autograd.grad((lookup(table, index) * grad).sum(), table)
+    (plain,) = torch.autograd.grad((table[index] * grad).sum(), table)
+    torch.testing.assert_close(fast, plain)
+
+
+def test_target_time_queries_see_the_predicted_items_time_but_no_future_item():
+    model = make_model(time_query="target").eval()
+    items, times = batch()
+    queries = torch.cat([times[:, 1:], times[:, -1:] + 60], dim=1)  # the time of each position's next item
+    t = 7
+    changed_items = items.clone()
+    changed_items[:, t:] = (items[:, t:] % (N_ITEMS - 1)) + 1
+    with torch.no_grad():
+        before = model(items, times, queries)
+        after = model(changed_items, times, queries)
+        plain = model(items, times)  # query time = the input's own time
+    assert torch.equal(before[:, :t], after[:, :t])  # later items never reach earlier positions
+    assert not torch.allclose(before, plain)  # the query times matter
+    # Evaluation rows: the next input's time, and the row's own time after the last input.
+    lengths = torch.tensor([12, 5, 1])
+    rows = {"item_id_list": items, "timestamp_list": times, "item_length": lengths, "timestamp": times[:, -1] + 60}
+    derived = model.query_times(rows, times)
+    assert torch.equal(derived[0], queries[0])
+    assert torch.equal(derived[1, :4], times[1, 1:5]) and derived[1, 4] == times[1, -1] + 60
+    with pytest.raises(ConfigError, match="time_query: target needs"):
+        model.query_times({"item_id_list": items, "timestamp_list": times, "item_length": lengths}, times)

@@ -88,6 +88,30 @@ def test_sampled_softmax_masks_negatives_equal_to_the_target():
     torch.testing.assert_close(loss, want)
 
 
+@pytest.mark.parametrize("n_items,d", [(20, 8), (100, 4)])  # all-item scores (n <= N d) and gathered rows
+def test_per_position_negatives_in_value_and_gradients(n_items, d):
+    """A draw per position (HSTU's reference): CE of each target against its own negatives,
+    a drawn target masked, padding ignored; both ways of computing it."""
+    N = 4
+    hidden, weight = _leaves((7, d), (n_items, d), seed=1)
+    targets = torch.tensor([3, 5, 0, 7, 3, 1, 9])
+    negatives = torch.randint(1, n_items, (7, N), generator=torch.Generator().manual_seed(2))
+    negatives[1, 2] = 5  # a drawn target
+    loss = sampled_softmax_ce(hidden, targets, weight, N, per_position=True, negatives=negatives)
+    grads = torch.autograd.grad(loss, (hidden, weight))
+    losses = []
+    for p in range(7):
+        if targets[p] == 0:
+            continue
+        scores = torch.cat([(hidden[p] * weight[targets[p]]).sum()[None], weight[negatives[p]] @ hidden[p]])
+        scores = torch.where(torch.cat([torch.tensor([False]), negatives[p] == targets[p]]), float("-inf"), scores)
+        losses.append(-torch.log_softmax(scores, dim=0)[0])
+    want = torch.stack(losses).mean()
+    torch.testing.assert_close(loss, want)
+    for got, expected in zip(grads, torch.autograd.grad(want, (hidden, weight))):
+        torch.testing.assert_close(got, expected)
+
+
 def test_sampled_softmax_trains_and_refuses_too_many_negatives(tiny_dataset, run_options):
     options = {**run_options, **tiny_dataset, "epochs": 1}
     summary = run("LSRM", "cyclic", options={**options, "sampled_softmax": 8})

@@ -126,3 +126,36 @@ def test_ml100k_has_one_row_per_window_and_recboles_eval_rows():
         order_a, order_b = np.argsort(a["user_id"].numpy()), np.argsort(b["user_id"].numpy())
         for field in ("user_id", "item_id", "item_length", "item_id_list"):
             assert torch.equal(a[field][order_a], b[field][order_b]), field
+
+
+def test_reference_data_path_last_window_test_only_split_and_target_times(tmp_path):
+    """HSTU's reference data: one window per user (the latest L + 1 training items), only the last
+    item held out, the targets' times alongside, timestamps exact to the second."""
+    base = 1_000_000_000  # float32 would round these to steps of 64 s
+    rows = [("A", f"a{t}", base + 3 * t) for t in range(9)] + [("B", f"b{t}", base + t) for t in range(3)]
+    write_inter(tmp_path / "ref" / "ref.inter", rows)
+    options = {
+        "data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 3, "train_windows": "last", "time_query": "target",
+        "eval_args": {"split": {"LS": "test_only"}, "order": "TO", "group_by": "user", "mode": "full"},
+    }
+    train, valid, test = build("HSTU", "ref", options)
+    assert valid is None  # no validation item
+    ds = train.dataset
+    got = sorted(
+        (ds.id2token("user_id", int(u)), [ds.id2token("item_id", i) if i else "-" for i in y.tolist()], times.tolist())
+        for u, y, times in zip(ds.inter_feat["user_id"], ds.inter_feat["target_item_id_list"],
+                               ds.inter_feat["target_timestamp_list"])
+    )
+    # A trains on a5..a7 -> a6..a8 minus the test item a8: its latest window a4 a5 a6 -> a5 a6 a7; nothing earlier.
+    assert got == [
+        ("A", ["a5", "a6", "a7"], [base + 15.0, base + 18.0, base + 21.0]),
+        ("B", ["b1", "-", "-"], [base + 1.0, 0.0, 0.0]),
+    ]
+    assert ds.inter_feat["timestamp_list"].dtype == torch.float64
+    t = test.dataset.inter_feat
+    assert sorted(ds.id2token("item_id", int(i)) for i in t["item_id"]) == ["a8", "b2"]
+    assert sorted(t["timestamp"].tolist()) == [base + 2.0, base + 24.0]  # the request time, exact
+    with pytest.raises(Exception, match="train_windows must be 'all' or 'last'"):
+        build("HSTU", "ref", {**options, "train_windows": "first"})
+    with pytest.raises(Exception, match="test_only"):
+        build("HSTU", "ref", {**options, "eval_args": {**options["eval_args"], "split": {"RS": [0.8, 0.1, 0.1]}}})

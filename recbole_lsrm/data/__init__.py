@@ -78,7 +78,8 @@ def prepare_dataloaders(config, dataset, model_class: type):
     built = dataset.build()
     if uses_windows(model_class):
         train = WindowBatches(config, built[0], config["device"], group)
-        valid = FullSortEvalDataLoader(config, built[1], None, shuffle=False)
+        # split {LS: test_only} holds out no validation item: training keeps its last weights.
+        valid = FullSortEvalDataLoader(config, built[1], None, shuffle=False) if len(built[1]) else None
         test = FullSortEvalDataLoader(config, built[2], None, shuffle=False)
         return train, valid, test
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)

@@ -25,9 +25,19 @@ holds are set to padding, so they count for nothing in the loss::
 
 Every target but a user's first L - stride then has at least L - stride items of history.
 
+``train_windows: last`` keeps only each user's most recent window (one row per user, as
+HSTU's reference trains): a user's earlier items are then never targets.
+
 Validation and test rows are exactly RecBole's leave-one-out rows (last item test,
 second-to-last validation, with the up to L items before each as history), so full-sort
-evaluation is unchanged and comparable with RecBole's models.
+evaluation is unchanged and comparable with RecBole's models. ``split: {LS: test_only}``
+holds out the last item only (HSTU's reference split): the second-to-last is then trained on,
+there is no validation set, and training runs its ``epochs`` and keeps the last weights.
+
+Timestamps stay float64 here (RecBole keeps float fields as float32, which at Unix times near
+1e9 s steps by 64 s), so HSTU's time buckets see gaps of single seconds. Sequences are still
+ordered as RecBole orders them (by the float32 time, ties in file order), so every model
+trains and is tested on the same targets as RecBole's own models.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_lsrm.data.atomic_file import AtomicFileMixin
-from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.fields import target_list_field, target_time_list_field
 from recbole_lsrm.data.task_split import TaskHoldOutMixin, user_spans
 from recbole_lsrm.errors import ConfigError
 
@@ -55,28 +65,37 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         super().data_augmentation()
 
 
-def split_points(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# eval_args split -> items held out at the end of each user's sequence.
+LEAVE_ONE_OUT = {"valid_and_test": 2, "test_only": 1}
+
+
+def split_points(lengths: np.ndarray, held: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per user, RecBole's leave-one-out split of a sequence of ``n`` items.
 
     Returns ``(train_len, has_valid, has_test)``: the first ``train_len`` items are the
-    training part; the test target is the last item and the validation target the one
-    before, when the user has enough items (RecBole keeps at least one training row).
+    training part; the test target is the last item and (``held=2``) the validation target
+    the one before, when the user has enough items (RecBole keeps at least one training row).
     """
     rows = np.maximum(lengths - 1, 0)  # RecBole's prefix rows per user
-    held_out = np.clip(rows - 1, 0, 2)  # leave-one-out keeps >= 1 training row
+    held_out = np.clip(rows - 1, 0, held)  # leave-one-out keeps >= 1 training row
     train_len = np.where(rows > 0, lengths - held_out, lengths)
     return train_len, held_out >= 2, held_out >= 1
 
 
-def window_bounds(starts: np.ndarray, train_len: np.ndarray, max_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def window_bounds(
+    starts: np.ndarray, train_len: np.ndarray, max_len: int, stride: int, last_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Start and end offsets (into the sorted interactions) of every training window.
 
     A window has at most ``max_len + 1`` items; windows are cut from the end of each user's
-    training part, ``stride`` items apart, until one starts at the user's first item.
+    training part, ``stride`` items apart, until one starts at the user's first item (or,
+    ``last_only``, after the first: each user's most recent window).
     """
     usable = train_len >= 2
     extra = np.maximum(train_len - max_len - 1, 0)
     n_windows = np.where(usable, 1 + -(-extra // stride), 0)  # ceil division
+    if last_only:
+        n_windows = np.minimum(n_windows, 1)
     user = np.repeat(np.arange(len(train_len)), n_windows)
     first_row = np.cumsum(n_windows) - n_windows
     k = np.arange(len(user)) - first_row[user]  # window index from the end
@@ -104,8 +123,35 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.window_loss = config["window_loss"] or "all"
         if self.window_loss not in ("all", "new"):
             raise ConfigError(f"window_loss must be 'all' or 'new', got {config['window_loss']!r}")
+        self.train_windows = config["train_windows"] or "all"
+        if self.train_windows not in ("all", "last"):
+            raise ConfigError(f"train_windows must be 'all' or 'last', got {config['train_windows']!r}")
         self.target_list_field = target_list_field(config)
+        # HSTU's time_query: target reads the time of every target of a window.
+        self.target_time_list_field = target_time_list_field(config) if config["time_query"] == "target" else None
         super().__init__(config)
+
+    def _dataframe_to_interaction(self, data):
+        """RecBole's conversion, but the time field in float64 (see the module docstring)."""
+        interaction = super()._dataframe_to_interaction(data)
+        time_field = self.config["TIME_FIELD"]
+        if time_field in data and time_field in interaction.interaction:
+            interaction.interaction[time_field] = torch.from_numpy(data[time_field].to_numpy(dtype=np.float64))
+        return interaction
+
+    def sort(self, by, ascending=True) -> None:
+        """RecBole's sort, comparing float64 times as the float32 values RecBole sorts by."""
+        times = self.inter_feat.interaction.get(self.time_field)
+        if times is None or times.dtype != torch.float64 or self.time_field not in ([by] if isinstance(by, str) else by):
+            return super().sort(by, ascending)
+        row = "__row"
+        self.inter_feat.interaction[self.time_field] = times.float()
+        self.inter_feat.interaction[row] = torch.arange(len(times))
+        try:
+            super().sort(by, ascending)
+        finally:
+            order = self.inter_feat.interaction.pop(row)
+            self.inter_feat.interaction[self.time_field] = times[order]
 
     def _change_feat_format(self) -> None:
         # DataFrame -> Interaction only: no prefix augmentation.
@@ -114,20 +160,25 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
     def build(self) -> list:
         """Split into [train windows, validation rows, test rows] (leave-one-out by time)."""
         eval_args = self.config["eval_args"]
-        if eval_args["split"] != {"LS": "valid_and_test"} or eval_args["order"] != "TO":
+        split = eval_args["split"] or {}
+        if list(split) != ["LS"] or split["LS"] not in LEAVE_ONE_OUT or eval_args["order"] != "TO":
             raise ConfigError(
                 "all-position training uses leave-one-out by time: set eval_args "
-                "split: {LS: valid_and_test} and order: TO"
+                "split: {LS: valid_and_test} (or {LS: test_only}: no validation item) and order: TO"
             )
         self._change_feat_format()
         self._aug_presets()
         self.set_field_property(self.target_list_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, self.max_item_list_len)
+        if self.target_time_list_field is not None:
+            self.set_field_property(
+                self.target_time_list_field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, self.max_item_list_len
+            )
         self._check_field("uid_field", "time_field")
         self._hold_out_for_tasks()
 
         uids = self.inter_feat[self.uid_field].numpy()
         starts, lengths = user_spans(uids)
-        train_len, has_valid, has_test = split_points(lengths)
+        train_len, has_valid, has_test = split_points(lengths, LEAVE_ONE_OUT[split["LS"]])
 
         train = self._windows(starts, train_len)
         valid = self._eval_rows(starts[has_valid] + lengths[has_valid] - 2)
@@ -146,7 +197,7 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
 
     def _windows(self, starts: np.ndarray, train_len: np.ndarray) -> Interaction:
         L = self.max_item_list_len
-        start, end = window_bounds(starts, train_len, L, self.window_stride)
+        start, end = window_bounds(starts, train_len, L, self.window_stride, last_only=self.train_windows == "last")
         index = start[:, None] + np.arange(L)[None, :]  # (R, L) input positions
         length = end - start - 1  # inputs per window (= targets)
         mask = np.arange(L)[None, :] < length[:, None]
@@ -163,6 +214,8 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
             self.item_list_length_field: torch.from_numpy(length),
             self.target_list_field: gather_padded(self.inter_feat[self.iid_field], index + 1, target_mask),
         }
+        if self.target_time_list_field is not None:
+            rows[self.target_time_list_field] = gather_padded(self.inter_feat[self.time_field], index + 1, target_mask)
         for field, list_field in self._list_fields():
             rows[list_field] = gather_padded(self.inter_feat[field], index, mask)
         return Interaction(rows)

@@ -13,10 +13,18 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.dropout import resolve_layer_dropout
-from recbole_lsrm.model.next_item import all_position_ce_loss, tied_item_logits
+from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
+SIMILARITIES = ("dot", "cosine")
+NEGATIVE_DRAWS = ("batch", "position")
+
+
+def setting(config, key: str, default):
+    """``config[key]``, or ``default`` where it is unset (~) or absent (a config written before the key existed)."""
+    value = config[key] if key in config else None
+    return default if value is None else value
 
 
 def optional_positive_int(config, key: str) -> int | None:
@@ -58,6 +66,17 @@ class AllPositionDecoder(SequentialRecommender):
                 f"sampled_softmax={self.sampled_softmax} negatives needs more than {self.n_items - 1} items: "
                 "use the full softmax (sampled_softmax: ~)"
             )
+        self.sampled_negatives = setting(config, "sampled_negatives", "batch")
+        if self.sampled_negatives not in NEGATIVE_DRAWS:
+            raise ConfigError(f"sampled_negatives must be one of {', '.join(NEGATIVE_DRAWS)}, got {self.sampled_negatives!r}")
+        # Scores: hidden . item (dot), or both L2-normalised (cosine, HSTU's reference), over a temperature.
+        self.similarity = setting(config, "similarity", "dot")
+        if self.similarity not in SIMILARITIES:
+            raise ConfigError(f"similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}")
+        self.temperature = setting(config, "temperature", 1.0)
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
+        self.temperature = float(self.temperature)
 
     # --- what subclasses define -------------------------------------------------------
     # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate.
@@ -78,18 +97,32 @@ class AllPositionDecoder(SequentialRecommender):
         return [block.dropout_rate for block in self.blocks]
 
     # --- shared: loss and scores ------------------------------------------------------
+    # Every score is query_states(h) . item_table()[i]: the loss, the ranking, the CE metric
+    # and the tasks all read these two, so cosine scores and the temperature apply everywhere.
+    def query_states(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., d) hidden states -> the query side of the scores: L2-normalised with cosine, / temperature."""
+        if self.similarity == "cosine":
+            hidden = l2_normalize(hidden)
+        return hidden / self.temperature if self.temperature != 1.0 else hidden
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items, d) the item side of the scores: the tied item embedding, L2-normalised with cosine."""
+        weight = self.item_embedding.weight
+        return l2_normalize(weight) if self.similarity == "cosine" else weight
+
     def calculate_loss(self, interaction) -> torch.Tensor:
         """Mean CE of the next item at every non-padding position of the windows."""
         return all_position_ce_loss(
-            self.hidden_states(interaction),
+            self.query_states(self.hidden_states(interaction)),
             interaction[self.TARGET_SEQ],  # (B, T), 0 = padding
-            self.item_embedding.weight,
+            self.item_table(),
             chunk=self.ce_chunk_size,
             sampled_negatives=self.sampled_softmax if self.training else None,
+            per_position=self.sampled_negatives == "position",
         )
 
     def full_sort_hidden(self, interaction) -> torch.Tensor:
-        """(B, d) hidden state at each sequence's last item: the user's scores are it x item_table().
+        """(B, d) query state at each sequence's last item: the user's scores are it x item_table().
 
         Sequences are right-padded and the blocks are causal, so the padding after a row's
         last item cannot change its state: each group of rows runs trimmed to its longest
@@ -99,7 +132,7 @@ class AllPositionDecoder(SequentialRecommender):
         """
         lengths = interaction[self.ITEM_SEQ_LEN]
         if lengths.device.type != "cpu":
-            return self._last_hidden(interaction, torch.arange(len(lengths), device=lengths.device))
+            return self.query_states(self._last_hidden(interaction, torch.arange(len(lengths), device=lengths.device)))
         hidden = None
         order = lengths.argsort()
         for rows in order.split(EVAL_ROWS_PER_GROUP):
@@ -107,7 +140,7 @@ class AllPositionDecoder(SequentialRecommender):
             if hidden is None:
                 hidden = part.new_empty((len(lengths), part.size(1)))
             hidden[rows] = part
-        return hidden
+        return self.query_states(hidden)
 
     def _last_hidden(self, interaction, rows: torch.Tensor) -> torch.Tensor:
         """(len(rows), d) states at the last item of the given rows, run trimmed to their longest."""
@@ -120,13 +153,9 @@ class AllPositionDecoder(SequentialRecommender):
         }
         return self.gather_indexes(self.hidden_states(Interaction(part)), lengths - 1)
 
-    def item_table(self) -> torch.Tensor:
-        """(n_items, d) the tied output embedding."""
-        return self.item_embedding.weight
-
     def predict(self, interaction) -> torch.Tensor:
         hidden = self.full_sort_hidden(interaction)
-        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=-1)  # (B,)
+        return (hidden * self.item_table()[interaction[self.ITEM_ID]]).sum(dim=-1)  # (B,)
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
         return tied_item_logits(self.full_sort_hidden(interaction), self.item_table()).float()  # (B, n_items)

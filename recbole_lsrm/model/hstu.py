@@ -1,4 +1,4 @@
-"""HSTU: Hierarchical Sequential Transduction Units, trained like LSRM (SPEC 6).
+"""HSTU: Hierarchical Sequential Transduction Units (SPEC 6), with two recipes.
 
 Each block is one fused projection and a pointwise attention, with no separate FFN:
 
@@ -7,28 +7,32 @@ Each block is one fused projection and a pointwise attention, with no separate F
     x          = x + W_o(Dropout(LayerNorm(A V) * U))
 
 ``rab`` is a learned relative attention bias: one scalar per position distance i - j plus, with
-timestamps, one per log bucket of the time difference t_i - t_j. It is computed once per batch
-and shared by all blocks. Three ablation switches (the study's): ``attn_activation`` (silu or
-softmax), ``rab`` (none, position or position_time) and ``gating`` (U on or off).
+timestamps, one per log bucket of the time gap between query i and key j. Three ablation
+switches (the study's): ``attn_activation`` (silu or softmax), ``rab`` (none, position or
+position_time) and ``gating`` (U on or off).
 
-Everything around the blocks is LSRM's, so the two differ only in the block: item plus learned
-absolute position embedding, a final LayerNorm, scores by the tied item embedding, and the
-cross-entropy of the next item at every non-padding position of a training window.
+Two recipes (``--recipe``, properties/recipe/HSTU/):
 
-Differences from the reference implementation (generative-recommenders), and why:
+- ``plugin`` (the default): everything around the blocks is LSRM's, so the two differ only in
+  the block: item plus learned position embedding, a final LayerNorm, tied dot-product scores,
+  the full cross-entropy of the next item at every position of every window, LSRM's optimiser.
+- ``reference``: the model and training of HSTU's reference code (generative-recommenders,
+  ``research/``), each difference its own option, so that the published results can be
+  reproduced and each difference ablated. The README's HSTU section lists them and why each
+  exists; in the model they are ``input_scale``, ``hstu_init``, ``layer_norm``, ``uvqk_bias``,
+  ``final_layer_norm``, ``attention_divisor``, ``time_query``, ``rab_per_block`` and, in the
+  shared decoder, ``similarity``, ``temperature`` and ``sampled_negatives``.
 
-- the query's time is the timestamp of the input item at that position, not of the item to be
-  predicted: the training windows carry the input items' times only, and the target's time
-  would tell the model when the next interaction happens, which it cannot know in advance;
-- one bias table shared by all blocks instead of one per block, so that the (B, T, T) bias is
-  gathered once per batch;
-- full cross-entropy over all items with LSRM's tied scores, instead of sampled softmax over
-  L2-normalised embeddings, so that HSTU and LSRM are compared under one loss.
+The query's time (``time_query``): ``input`` buckets t_i - t_j with t_i the time of the input
+item at position i, which is known before the next interaction; ``target`` (the reference)
+uses the time of the item being predicted at position i, i.e. the time of the request the
+recommendation answers: the next input's time inside a sequence and, after the last input, the
+held-out item's own time (the row's ``timestamp``). Training windows then carry
+``target_timestamp_list``.
 
-Timestamps are the raw Unix seconds RecBole loads (``normalize_all: False``); padding has time 0
-but is never attended to by a valid position (causal mask, right padding). RecBole keeps float
-fields as float32, so times near 1e9 s arrive in steps of 64 s: gaps under about a minute
-(buckets 0 to 13) are not told apart.
+Timestamps are the raw Unix seconds (``normalize_all: False``), kept in float64 by the
+all-position datasets so that gaps of a few seconds keep their buckets. Padding has time 0 but
+is never attended to by a valid position (causal mask, right padding).
 
 Reference:
     Jiaqi Zhai et al. "Actions Speak Louder than Words: Trillion-Parameter Sequential
@@ -46,15 +50,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
-from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.decoder import AllPositionDecoder, optional_positive_int, setting
 
 ATTN_ACTIVATIONS = ("silu", "softmax")
 RAB_KINDS = ("none", "position", "position_time")
+TIME_QUERIES = ("input", "target")
+LAYER_NORMS = ("affine", "plain")
+INITS = ("plugin", "reference")
 # The reference implementation's buckets: floor(ln(max(|dt|, 1)) / 0.301), so each bucket is
 # e^0.301 = 1.35 times wider than the one before (1 s, 1 min, 1 h, 1 day: buckets 0, 13, 27, 37).
 TIME_BUCKET_LOG_WIDTH = 0.301
+# layer_norm: plain is the reference's: no scale or shift, eps 1e-6.
+PLAIN_LAYER_NORM_EPS = 1e-6
 
 
 def non_embedding_params(n_layers: int, d_model: int, gating: bool = True) -> int:
@@ -62,18 +72,45 @@ def non_embedding_params(n_layers: int, d_model: int, gating: bool = True) -> in
     return n_layers * (4 if gating else 3) * d_model * d_model + n_layers * d_model * d_model
 
 
-def time_buckets(timestamps: torch.Tensor, num_buckets: int) -> torch.Tensor:
-    """Log bucket of every pairwise time difference: (B, T) seconds -> (B, T, T) int64 ids.
+def time_buckets(timestamps: torch.Tensor, num_buckets: int, query_times: torch.Tensor | None = None) -> torch.Tensor:
+    """Log bucket of every pairwise time gap: (B, T) seconds -> (B, T, T) int64 ids.
 
-    Entry (b, i, j) buckets |t_i - t_j| (query i, key j) as floor(ln(max(|dt|, 1)) / 0.301),
-    capped at ``num_buckets``; differences under one second share bucket 0.
+    Entry (b, i, j) buckets |q_i - t_j| (query i, key j) as floor(ln(max(|dt|, 1)) / 0.301),
+    capped at ``num_buckets``; gaps under one second share bucket 0. The query times ``q`` are
+    the keys' own times unless given (``time_query: target``: the time of the item predicted).
     """
-    dt = (timestamps.unsqueeze(2) - timestamps.unsqueeze(1)).abs().clamp(min=1.0)  # (B, T, T)
+    queries = timestamps if query_times is None else query_times
+    dt = (queries.unsqueeze(2) - timestamps.unsqueeze(1)).abs().clamp(min=1.0)  # (B, T, T)
     return (torch.log(dt) / TIME_BUCKET_LOG_WIDTH).long().clamp(0, num_buckets)
 
 
+class _TableLookup(torch.autograd.Function):
+    """``table[index]`` for a small table and a large index, e.g. 129 time-bucket weights read
+    at (B, T, T) places: its backward sums the gradient per entry with one bincount, where
+    autograd's accumulating index_put takes about 0.1 s per block and batch on a CPU."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.size = table.size(0)
+        return table[index]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        summed = torch.bincount(index.reshape(-1), weights=grad.reshape(-1).double(), minlength=ctx.size)
+        return summed.to(grad.dtype), None
+
+
+def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` (1-D table) with a fast backward on a CPU (see :class:`_TableLookup`)."""
+    if table.is_cuda or not torch.is_grad_enabled() or not table.requires_grad:
+        return table[index]
+    return _TableLookup.apply(table, index)
+
+
 class RelativeAttentionBias(nn.Module):
-    """rab[i, j] = w_pos[i - j] (+ w_time[bucket(t_i - t_j)]) for keys j <= i.
+    """rab[i, j] = w_pos[i - j] (+ w_time[bucket(i, j)]) for keys j <= i.
 
     Only causal pairs are used, so one weight per distance 0 .. max_len - 1 suffices.
     """
@@ -86,11 +123,11 @@ class RelativeAttentionBias(nn.Module):
         index = torch.arange(max_len)
         self.register_buffer("distance", (index[:, None] - index[None, :]).clamp(min=0), persistent=False)
 
-    def forward(self, timestamps: torch.Tensor | None, seq_len: int) -> torch.Tensor:
-        """(B, T) timestamps (or None) -> bias (B, T, T), or (T, T) without time."""
-        bias = self.position_bias[self.distance[:seq_len, :seq_len]]  # (T, T)
+    def forward(self, buckets: torch.Tensor | None, seq_len: int) -> torch.Tensor:
+        """(B, T, T) time buckets (or None) -> bias (B, T, T), or (T, T) without time."""
+        bias = lookup(self.position_bias, self.distance[:seq_len, :seq_len])  # (T, T)
         if self.time_bias is not None:
-            bias = bias + self.time_bias[time_buckets(timestamps, self.num_time_buckets)]  # (B, T, T)
+            bias = bias + lookup(self.time_bias, buckets)  # (B, T, T)
         return bias
 
 
@@ -98,26 +135,40 @@ class HSTUBlock(nn.Module):
     """x + W_o(Dropout(LayerNorm(A V) * U)), A the pointwise (or softmax) causal attention."""
 
     def __init__(
-        self, d_model: int, n_heads: int, max_len: int, attn_activation: str, gating: bool, dropout: float
+        self,
+        d_model: int,
+        n_heads: int,
+        max_len: int,
+        attn_activation: str,
+        gating: bool,
+        dropout: float,
+        divisor: int | None = None,
+        layer_norm: str = "affine",
+        uvqk_bias: bool = True,
+        rab: RelativeAttentionBias | None = None,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.attn_activation = attn_activation
         self.gating = gating
-        # The SiLU weights are divided by n = the maximum sequence length (the padded width of
-        # every row), as in the reference code, not by a row's number of valid items: that
-        # count includes the items after a position, so a past output would change when items
-        # are appended (breaking causality, and making a window's positions disagree with the
-        # same prefix at evaluation). Dividing by the i + 1 items a query sees would be causal
-        # but turn the sum into a mean, losing how much history supports a pattern: the
-        # intensity signal the HSTU paper keeps by not normalising the weights.
-        self.n = max_len
-        self.norm_input = nn.LayerNorm(d_model)
+        # The SiLU weights are divided by a fixed n (``attention_divisor``; by default the
+        # maximum sequence length, the padded width of every row; the reference divides by its
+        # own padded width), not by a row's number of valid items: that count includes the
+        # items after a position, so a past output would change when items are appended
+        # (breaking causality, and making a window's positions disagree with the same prefix at
+        # evaluation). Dividing by the i + 1 items a query sees would be causal but turn the sum
+        # into a mean, losing how much history supports a pattern: the intensity signal the
+        # HSTU paper keeps by not normalising the weights.
+        self.n = divisor or max_len
+        affine = layer_norm == "affine"
+        eps = 1e-5 if affine else PLAIN_LAYER_NORM_EPS
+        self.norm_input = nn.LayerNorm(d_model, eps=eps, elementwise_affine=affine)
         # One fused projection to U, V, Q, K; without gating U is never computed.
-        self.uvqk = nn.Linear(d_model, (4 if gating else 3) * d_model)
-        self.norm_attn = nn.LayerNorm(d_model)
+        self.uvqk = nn.Linear(d_model, (4 if gating else 3) * d_model, bias=uvqk_bias)
+        self.norm_attn = nn.LayerNorm(d_model, eps=eps, elementwise_affine=affine)
         self.proj = nn.Linear(d_model, d_model)  # W_o
         self.dropout = Dropout(dropout)
+        self.rab = rab  # this block's own bias table (rab_per_block), else the model's shared one
         self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
 
     def set_dropout(self, rate: float) -> None:
@@ -140,8 +191,10 @@ class HSTUBlock(nn.Module):
             return scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
         return F.silu(scores).masked_fill(~causal, 0.0) / self.n
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, buckets: torch.Tensor | None = None) -> torch.Tensor:
         B, T, d = x.shape
+        if self.rab is not None:
+            bias = self.rab(buckets, T)
         projected = F.silu(self.uvqk(self.norm_input(x)))  # (B, T, 4d) or (B, T, 3d)
         if self.gating:
             u, v, q, k = projected.split(d, dim=2)
@@ -162,29 +215,59 @@ def _choice(config, key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """N(0, std^2) truncated at two standard deviations (the reference's item initialisation)."""
+    return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
 class HSTU(AllPositionDecoder):
-    r"""HSTU blocks over item IDs with LSRM's embedding, output and all-position training (SPEC 6)."""
+    r"""HSTU blocks over item IDs, trained on every position of a window (SPEC 6)."""
 
     def __init__(self, config, dataset) -> None:
-        super().__init__(config, dataset)  # sizes, layer_dropout, embeddings
+        super().__init__(config, dataset)  # sizes, layer_dropout, embeddings, scores
         self.attn_activation = _choice(config, "attn_activation", ATTN_ACTIVATIONS)
         self.rab_kind = _choice(config, "rab", RAB_KINDS)
         self.gating = config["gating"]
         if not isinstance(self.gating, bool):
             raise ConfigError(f"gating must be true or false, got {self.gating!r}")
+        settings = {
+            "input_scale": False, "hstu_init": "plugin", "layer_norm": "affine", "uvqk_bias": True,
+            "final_layer_norm": True, "time_query": "input", "rab_per_block": False,
+        }
+        for key, default in settings.items():
+            settings[key] = setting(config, key, default)
+        for key, allowed in (("hstu_init", INITS), ("layer_norm", LAYER_NORMS), ("time_query", TIME_QUERIES)):
+            if settings[key] not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {settings[key]!r}")
+        self.input_scale = math.sqrt(self.d_model) if settings["input_scale"] else 1.0
+        self.hstu_init = settings["hstu_init"]
+        self.time_query = settings["time_query"]
+        self.attention_divisor = optional_positive_int(config, "attention_divisor") or self.max_seq_length
+        self.TIME_FIELD = config["TIME_FIELD"]
         self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
+        self.TARGET_TIME_SEQ = target_time_list_field(config)
         num_time_buckets = None
         if self.rab_kind == "position_time":
             num_time_buckets = config["num_time_buckets"]
             if isinstance(num_time_buckets, bool) or not isinstance(num_time_buckets, int) or num_time_buckets < 1:
                 raise ConfigError(f"num_time_buckets must be a positive integer, got {num_time_buckets!r}")
             self._check_timestamps(config, dataset)
-        self.rab = None if self.rab_kind == "none" else RelativeAttentionBias(self.max_seq_length, num_time_buckets)
+        self.num_time_buckets = num_time_buckets
+
+        def bias_table() -> RelativeAttentionBias | None:
+            return None if self.rab_kind == "none" else RelativeAttentionBias(self.max_seq_length, num_time_buckets)
+
+        per_block = bool(settings["rab_per_block"])
+        self.rab = None if per_block else bias_table()  # shared: gathered once per batch
         self.blocks = nn.ModuleList(
-            HSTUBlock(self.d_model, self.n_heads, self.max_seq_length, self.attn_activation, self.gating, rate)
+            HSTUBlock(
+                self.d_model, self.n_heads, self.max_seq_length, self.attn_activation, self.gating, rate,
+                divisor=self.attention_divisor, layer_norm=settings["layer_norm"], uvqk_bias=bool(settings["uvqk_bias"]),
+                rab=bias_table() if per_block else None,
+            )
             for rate in self.layer_dropout
         )
-        self.final_norm = nn.LayerNorm(self.d_model)
+        self.final_norm = nn.LayerNorm(self.d_model) if settings["final_layer_norm"] else None
         self.set_layer_dropout(self.layer_dropout)
         self._init_weights(config["initializer_range"])
 
@@ -210,33 +293,90 @@ class HSTU(AllPositionDecoder):
             )
 
     def _init_weights(self, std: float) -> None:
+        if self.hstu_init == "reference":
+            self._init_like_reference(std)
+            return
         for name, p in self.named_parameters():
             if p.dim() >= 2:
                 # GPT-2: residual projections scaled by depth keep the stream's variance steady.
                 scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith("proj.weight") else 1.0
                 nn.init.normal_(p, mean=0.0, std=std * scale)
-            elif name.startswith("rab."):
+            elif "rab." in name:
                 nn.init.normal_(p, mean=0.0, std=std)  # as the reference initialises its bias tables
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
+    @torch.no_grad()
+    def _init_like_reference(self, std: float) -> None:
+        """hstu_init: reference. Items truncated normal (std, cut at 2 std); U,V,Q,K normal(std);
+        W_o Xavier-uniform with PyTorch's default bias; bias tables normal(std). The position
+        table is Xavier-normal: the reference draws a truncated normal of std sqrt(1/d) first,
+        then its model-wide initialisation overwrites it with Xavier-normal of its (n, d) table,
+        n = attention_divisor rows (the same std for the rows used here)."""
+        truncated_normal_(self.item_embedding.weight, std)
+        self.item_embedding.weight[0].zero_()
+        n, d = self.attention_divisor, self.d_model
+        self.position_embedding.weight.normal_(0.0, math.sqrt(2.0 / (n + d)))
+        for name, p in self.named_parameters():
+            if "rab." in name:
+                p.normal_(0.0, std)
+        for block in self.blocks:
+            block.uvqk.weight.normal_(0.0, std)
+            if block.uvqk.bias is not None:
+                block.uvqk.bias.zero_()
+            block.proj.reset_parameters()  # nn.Linear's default bias: U(+-1/sqrt(d))
+            nn.init.xavier_uniform_(block.proj.weight)
+
     # --- forward ----------------------------------------------------------------------
-    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states for every position: (B, T) item ids and (B, T) timestamps -> (B, T, d)."""
+    def forward(
+        self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None, query_times: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states for every position: (B, T) item ids, (B, T) input times -> (B, T, d).
+
+        ``query_times`` (B, T) are the times the time bias measures gaps from (``time_query:
+        target``); by default each input's own time.
+        """
         T = item_seq.size(1)
         if self.rab_kind == "position_time" and timestamps is None:
             raise ConfigError(f"HSTU with rab: position_time needs the '{self.TIME_SEQ}' timestamps")
         positions = torch.arange(T, device=item_seq.device)
-        x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (B, T, d)
-        x = self.embedding_dropout(x)
-        # Once per batch, shared by every block: the (B, T, T) gather is the costly part.
-        bias = self.rab(timestamps, T) if self.rab is not None else None  # (B, T, T), (T, T) or None
+        embedded = self.item_embedding(item_seq)
+        if self.input_scale != 1.0:
+            embedded = embedded * self.input_scale
+        x = self.embedding_dropout(embedded + self.position_embedding(positions))  # (B, T, d)
+        # Once per batch, shared by every block: the (B, T, T) gathers are the costly part.
+        buckets = None
+        if self.num_time_buckets is not None:
+            buckets = time_buckets(timestamps, self.num_time_buckets, query_times)  # (B, T, T)
+        bias = self.rab(buckets, T) if self.rab is not None else None  # (B, T, T), (T, T) or None
         for block in self.blocks:
-            x = block(x, bias)
-        return self.final_norm(x)
+            x = block(x, bias, buckets)
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def query_times(self, interaction, timestamps: torch.Tensor) -> torch.Tensor:
+        """(B, T) the time of the item predicted at each position (``time_query: target``).
+
+        Training windows carry it (``target_timestamp_list``). Evaluation and task rows hold
+        the inputs' times and the row's own ``timestamp`` (the held-out item's, i.e. the
+        request's): the next input's time, and the row's time after the last input.
+        """
+        if self.TARGET_TIME_SEQ in interaction:
+            return interaction[self.TARGET_TIME_SEQ]
+        if self.TIME_FIELD not in interaction:
+            raise ConfigError(
+                f"time_query: target needs '{self.TARGET_TIME_SEQ}' (training windows) or the row's "
+                f"'{self.TIME_FIELD}' (evaluation rows), and this batch has neither"
+            )
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        queries = torch.cat([timestamps[:, 1:], timestamps.new_zeros(timestamps.size(0), 1)], dim=1)
+        last = (lengths - 1).clamp(min=0).unsqueeze(1)
+        return queries.scatter(1, last, interaction[self.TIME_FIELD].to(queries.dtype).unsqueeze(1))
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        timestamps = interaction[self.TIME_SEQ] if self.rab_kind == "position_time" else None
-        return self(interaction[self.ITEM_SEQ], timestamps)  # (B, T, d), through __call__ for compile()
+        if self.rab_kind != "position_time":
+            return self(interaction[self.ITEM_SEQ])  # through __call__ for compile()
+        timestamps = interaction[self.TIME_SEQ]
+        queries = self.query_times(interaction, timestamps) if self.time_query == "target" else None
+        return self(interaction[self.ITEM_SEQ], timestamps, queries)  # (B, T, d)

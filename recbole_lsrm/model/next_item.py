@@ -15,8 +15,10 @@ positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240
   with bf16 autocast, which adds a bf16 copy of the gradient chunk), whatever the batch; the
   item table's gradient (``4 * n_items * d`` bytes) exists anyway. ``C`` defaults to
   ``2**29 / n_items`` (2 GiB: one batch of 256 x 50 positions over ML-20M's items fits one chunk).
-- :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option, like HSTU's
-  reference): the target against N items drawn uniformly, shared by the batch: (P, N + 1).
+- :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option): the target against
+  N items drawn uniformly, either one draw shared by the batch, (P, N + 1) scores from an (N, d)
+  table, or a draw per position as HSTU's reference does (``sampled_negatives: position``):
+  (P, N, d) gathered rows, ``4 * P * N * d`` bytes kept for backward.
 - :func:`rank_items` (evaluation) walks the items in chunks, keeping a running top-k and a
   running log-sum-exp for the CE: ``4 * B * chunk`` bytes instead of ``4 * B * n_items``.
 """
@@ -28,6 +30,11 @@ import torch.nn.functional as F
 
 # Logits kept at once by the chunked loss and ranking when no chunk size is given: 2 GiB fp32.
 LOGITS_PER_CHUNK = 2**29
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / max(||x||, eps) along the last axis (HSTU's reference: eps 1e-6 on both sides of a score)."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp(min=eps)
 
 
 def tied_item_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
@@ -113,22 +120,45 @@ def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.T
 
 
 def sampled_softmax_ce(
-    hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor, num_negatives: int
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    item_weight: torch.Tensor,
+    num_negatives: int,
+    per_position: bool = False,
+    negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean CE of each target against ``num_negatives`` items drawn uniformly (shared by the batch).
+    """Mean CE of each target against ``num_negatives`` items drawn uniformly from 1 .. n_items - 1.
 
-    A drawn item equal to a position's target is masked out for that position; target 0
-    (padding) counts for nothing. Uniform draws need no log-Q correction (every item has the
-    same probability).
+    One draw is shared by the batch, or with ``per_position`` each position draws its own (as
+    HSTU's reference does). A drawn item equal to a position's target is masked out for that
+    position; target 0 (padding) counts for nothing. Uniform draws need no log-Q correction
+    (every item has the same probability). ``negatives`` gives the draw instead: (N,) shared
+    or (P, N) per position.
     """
-    negatives = torch.randint(1, item_weight.size(0), (num_negatives,), device=hidden.device)  # (N,)
-    positive = (hidden * item_weight[targets]).sum(dim=-1, keepdim=True)  # (P, 1)
-    negative = hidden @ item_weight[negatives].T  # (P, N)
-    negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+    if negatives is None:
+        shape = (hidden.size(0), num_negatives) if per_position else (num_negatives,)
+        negatives = torch.randint(1, item_weight.size(0), shape, device=hidden.device)
+    if negatives.dim() == 2 and item_weight.size(0) <= negatives.size(1) * item_weight.size(1):
+        # Per position over a small catalogue: the (P, n) scores of every item take less memory
+        # than (P, N, d) gathered rows, and their backward is two matrix products instead of an
+        # accumulating scatter of P * N rows into the item table (the slow part on a CPU).
+        scores = hidden @ item_weight.T  # (P, n)
+        positive = scores.gather(1, targets[:, None])  # (P, 1)
+        negative = scores.gather(1, negatives)  # (P, N)
+        drawn_positive = negatives == targets[:, None]
+    elif negatives.dim() == 2:  # per position, large catalogue: (P, N, d) rows
+        positive = (hidden * item_weight[targets]).sum(dim=-1, keepdim=True)  # (P, 1)
+        negative = torch.bmm(item_weight[negatives], hidden.unsqueeze(2)).squeeze(2)  # (P, N)
+        drawn_positive = negatives == targets[:, None]
+    else:
+        positive = (hidden * item_weight[targets]).sum(dim=-1, keepdim=True)  # (P, 1)
+        negative = hidden @ item_weight[negatives].T  # (P, N)
+        drawn_positive = negatives[None, :] == targets[:, None]
+    negative = negative.masked_fill(drawn_positive, float("-inf"))
     logits = torch.cat([positive, negative], dim=1).float()
-    per_position = F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")
+    losses = F.cross_entropy(logits, torch.zeros_like(targets), reduction="none")  # (P,)
     valid = targets > 0
-    return (per_position * valid).sum() / valid.sum().clamp(min=1)
+    return (losses * valid).sum() / valid.sum().clamp(min=1)
 
 
 def all_position_ce_loss(
@@ -137,6 +167,7 @@ def all_position_ce_loss(
     item_weight: torch.Tensor,
     chunk: int | None = None,
     sampled_negatives: int | None = None,
+    per_position: bool = False,
 ) -> torch.Tensor:
     """Mean cross-entropy of the next item over the non-padding positions.
 
@@ -146,6 +177,7 @@ def all_position_ce_loss(
         item_weight: (n_items, d) the item embedding table.
         chunk: positions per chunk of the full softmax (None: :data:`LOGITS_PER_CHUNK` / n_items).
         sampled_negatives: use the sampled softmax with this many negatives instead.
+        per_position: the sampled softmax draws negatives for every position, not once per batch.
     """
     hidden, targets = hidden.reshape(-1, hidden.size(-1)), targets.reshape(-1)  # (B*T, d), (B*T,)
     if not hidden.is_cuda:
@@ -155,7 +187,7 @@ def all_position_ce_loss(
         mask = targets > 0
         hidden, targets = hidden[mask], targets[mask]  # (P, d), (P,)
     if sampled_negatives:
-        return sampled_softmax_ce(hidden, targets, item_weight, sampled_negatives)
+        return sampled_softmax_ce(hidden, targets, item_weight, sampled_negatives, per_position)
     return softmax_ce(hidden, targets, item_weight, chunk)
 
 

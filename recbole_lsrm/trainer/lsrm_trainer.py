@@ -95,6 +95,7 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.gpu_available = self.device.type == "cuda"
         self.learner = str(config["learner"]).lower()
         self.learning_rate = config["learning_rate"]
+        self.adam_betas = config["adam_betas"] or (0.9, 0.999)
         self.weight_decay = config["weight_decay"]
         self.optimizer_switch = bool(config["optimizer_switch"])
         self.switch_patience = config["switch_patience"]
@@ -134,7 +135,7 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.train_time = 0.0
         self.train_positions = 0
         self.finished = False
-        self.optimizer = build_adam(model, self.learner, self.learning_rate, self.weight_decay)
+        self.optimizer = build_adam(model, self.learner, self.learning_rate, self.weight_decay, self.adam_betas)
         self.scheduler = None
         self._train_generator = None
         self._pending = None  # scheduler and RNG state of a resumed run, applied in fit()
@@ -332,6 +333,11 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
     ):
         """Train until ``epochs`` or early stopping; returns (best valid score, best valid result)."""
         self._saved = saved
+        if not valid_data and self.optimizer_switch and self.switch_epoch_setting is None:
+            raise ConfigError(
+                "optimizer_switch waits for the validation metric to stop improving, and this split holds out "
+                "no validation item (eval_args split {LS: test_only}): set switch_epoch, or optimizer_switch: False"
+            )
         self.eval_collector.data_collect(train_data)
         self._train_generator = train_data.generator  # batch order: saved with every checkpoint
         steps_per_epoch = len(train_data)

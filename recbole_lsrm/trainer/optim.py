@@ -28,11 +28,22 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_adam(model: nn.Module, learner: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def check_betas(betas) -> tuple[float, float]:
+    if (
+        not isinstance(betas, (list, tuple)) or len(betas) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+    ):
+        raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {betas!r}")
+    return float(betas[0]), float(betas[1])
+
+
+def build_adam(
+    model: nn.Module, learner: str, lr: float, weight_decay: float, betas=(0.9, 0.999)
+) -> torch.optim.Optimizer:
     if learner not in ADAM_PHASE_LEARNERS:
         raise ConfigError(f"learner must be one of {', '.join(ADAM_PHASE_LEARNERS)}, got {learner!r}")
     cls = torch.optim.AdamW if learner == "adamw" else torch.optim.Adam
-    return cls(param_groups(model, weight_decay), lr=lr)
+    return cls(param_groups(model, weight_decay), lr=lr, betas=check_betas(betas))
 
 
 def build_sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
