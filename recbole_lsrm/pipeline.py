@@ -55,7 +55,7 @@ def _run_info_from_checkpoint(path: str) -> dict:
 FIXED_ON_RESUME = (
     "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride", "window_loss",
     "train_batch_size", "learner", "optimizer_switch", "cold_start_users",
-    "trajectory_holdout", "load_col", "eval_args", "scale", "recipe", "train_windows", "time_query",
+    "trajectory_holdout", "load_col", "eval_args", "scale", "recipe", "train_windows", "time_query", "time_order",
 )
 
 

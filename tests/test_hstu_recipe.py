@@ -29,9 +29,10 @@ def test_recipe_file_sets_the_reference_and_every_key_can_be_overridden(tiny_dat
     assert (config["similarity"], config["time_query"], config["sampled_negatives"]) == ("cosine", "target", "position")
     assert (config["d_model"], config["n_layers"], config["adam_betas"]) == (50, 2, [0.9, 0.98])
     assert config["eval_args"]["split"] == {"LS": "test_only"} and config["train_windows"] == "last"
+    assert config["time_order"] == "exact"
     plugin = LSRMConfig(get_model_class("HSTU"), "cyclic", [], {**tiny_dataset, "recipe": "plugin"})
     default = LSRMConfig(get_model_class("HSTU"), "cyclic", [], dict(tiny_dataset))
-    for key in ("similarity", "time_query", "d_model", "learning_rate", "eval_args", "train_windows", "adam_betas"):
+    for key in ("similarity", "time_query", "d_model", "learning_rate", "eval_args", "train_windows", "adam_betas", "time_order"):
         assert plugin[key] == default[key], key
 
 

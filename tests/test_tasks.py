@@ -198,3 +198,17 @@ def test_tasks_on_a_loaded_checkpoint_and_compare(tiny_dataset, run_options, tmp
     table = compare([small["run_dir"], large["run_dir"]], out=str(tmp_path / "cmp"))
     assert set(table) == {"longtail", "trajectory"} and len(table["trajectory"]) == 2
     assert (tmp_path / "cmp" / "compare.png").exists() and "TR@5" in capsys.readouterr().out
+
+
+def test_trajectory_generation_in_item_chunks_equals_the_score_matrix(tiny_dataset, monkeypatch):
+    """The plugin's models generate with rank_items (bounded memory); RecBole's models with the
+    (users, n_items) matrix. Both pick the same items."""
+    from recbole_lsrm.tasks import trajectory
+
+    options = {**TINY_TASK_RUN, **tiny_dataset, "tasks": "trajectory", "trajectory_holdout": 4, "eval_item_chunk": 7}
+    chunked = json.loads(Path(run("LSRM", "cyclic", options=options)["tasks_file"]).read_text())["trajectory"]
+    monkeypatch.setattr(trajectory, "ranks_in_chunks", lambda model: False)
+    matrix = json.loads(Path(run("LSRM", "cyclic", options=options)["tasks_file"]).read_text())["trajectory"]
+    assert chunked["users"] == matrix["users"] > 0
+    assert chunked["tr"] == matrix["tr"]
+    assert chunked["tr"]["1"] > 0  # a learnable dataset: something is predicted right

@@ -159,3 +159,22 @@ def test_reference_data_path_last_window_test_only_split_and_target_times(tmp_pa
         build("HSTU", "ref", {**options, "train_windows": "first"})
     with pytest.raises(Exception, match="test_only"):
         build("HSTU", "ref", {**options, "eval_args": {**options["eval_args"], "split": {"RS": [0.8, 0.1, 0.1]}}})
+
+
+def test_time_order_exact_sorts_by_seconds_recbole_by_its_float32_time(tmp_path):
+    base = 1_000_000_000
+    # Written out of time order; 20 s apart, so float32 (64 s steps) makes them a tie.
+    rows = [("A", "late", base + 30), ("A", "early", base + 10), ("A", "first", base - 10_000), ("A", "last", base + 10_000)]
+    write_inter(tmp_path / "t" / "t.inter", rows)
+    options = {"data_path": str(tmp_path), "MAX_ITEM_LIST_LENGTH": 5}
+
+    def order(time_order):
+        train, valid, test = build("LSRM", "t", {**options, "time_order": time_order})
+        ds = test.dataset
+        history = [ds.id2token("item_id", int(i)) for i in ds.inter_feat["item_id_list"][0] if i]
+        return history + [ds.id2token("item_id", int(ds.inter_feat["item_id"][0]))]
+
+    assert order("recbole") == ["first", "late", "early", "last"]  # the tie keeps file order
+    assert order("exact") == ["first", "early", "late", "last"]
+    with pytest.raises(Exception, match="time_order: exact orders the all-position models' data"):
+        build("SASRec", "t", {**options, "time_order": "exact"})

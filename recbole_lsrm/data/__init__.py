@@ -51,6 +51,11 @@ def create_dataset(config, model_class: type):
             f"load_col inter {inter_columns} leaves out {config['TIME_FIELD']!r}: sequential models order "
             "each user's items by it (add it to load_col)"
         )
+    if (config["time_order"] or "recbole") != "recbole" and not uses_windows(model_class):
+        raise ConfigError(
+            f"time_order: {config['time_order']} orders the all-position models' data (LSRM, HSTU); "
+            f"{config['model']} reads RecBole's dataset, which orders by its float32 time"
+        )
     dataset_class = WindowedSequentialDataset if uses_windows(model_class) else ValidatedSequentialDataset
     return dataset_class(config)
 

@@ -35,9 +35,11 @@ holds out the last item only (HSTU's reference split): the second-to-last is the
 there is no validation set, and training runs its ``epochs`` and keeps the last weights.
 
 Timestamps stay float64 here (RecBole keeps float fields as float32, which at Unix times near
-1e9 s steps by 64 s), so HSTU's time buckets see gaps of single seconds. Sequences are still
-ordered as RecBole orders them (by the float32 time, ties in file order), so every model
-trains and is tested on the same targets as RecBole's own models.
+1e9 s steps by 64 s), so HSTU's time buckets see gaps of single seconds. By default
+(``time_order: recbole``) sequences are still ordered as RecBole orders them (by the float32
+time, ties in file order), so every model trains and is tested on the same targets as RecBole's
+own models; ``time_order: exact`` orders by the exact seconds (ties in file order), as HSTU's
+reference sorts.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         super().data_augmentation()
 
 
+TIME_ORDERS = ("recbole", "exact")
 # eval_args split -> items held out at the end of each user's sequence.
 LEAVE_ONE_OUT = {"valid_and_test": 2, "test_only": 1}
 
@@ -126,6 +129,9 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.train_windows = config["train_windows"] or "all"
         if self.train_windows not in ("all", "last"):
             raise ConfigError(f"train_windows must be 'all' or 'last', got {config['train_windows']!r}")
+        self.time_order = config["time_order"] or "recbole"
+        if self.time_order not in TIME_ORDERS:
+            raise ConfigError(f"time_order must be one of {', '.join(TIME_ORDERS)}, got {config['time_order']!r}")
         self.target_list_field = target_list_field(config)
         # HSTU's time_query: target reads the time of every target of a window.
         self.target_time_list_field = target_time_list_field(config) if config["time_query"] == "target" else None
@@ -140,9 +146,12 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         return interaction
 
     def sort(self, by, ascending=True) -> None:
-        """RecBole's sort, comparing float64 times as the float32 values RecBole sorts by."""
+        """RecBole's sort; with ``time_order: recbole`` float64 times compare as the float32 values RecBole sorts by."""
         times = self.inter_feat.interaction.get(self.time_field)
-        if times is None or times.dtype != torch.float64 or self.time_field not in ([by] if isinstance(by, str) else by):
+        if (
+            self.time_order == "exact" or times is None or times.dtype != torch.float64
+            or self.time_field not in ([by] if isinstance(by, str) else by)
+        ):
             return super().sort(by, ascending)
         row = "__row"
         self.inter_feat.interaction[self.time_field] = times.float()

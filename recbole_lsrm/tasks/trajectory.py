@@ -23,6 +23,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals
+from recbole_lsrm.model.next_item import rank_items
 from recbole_lsrm.tasks.context import Sequences, TaskContext
 
 MAX_STEPS = 10
@@ -52,11 +53,32 @@ def _append(inter: Interaction, item_field: str, length_field: str, items: torch
     inter[length_field] = torch.clamp(lengths + 1, max=width)
 
 
+def ranks_in_chunks(model) -> bool:
+    """The plugin's models expose the user state and the item table: no score matrix needed."""
+    return hasattr(model, "full_sort_hidden") and hasattr(model, "item_table")
+
+
+def _padded(values: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+    """Ragged runs of ``values`` (one per row, ``lengths`` long) as a zero-padded (rows, max) tensor."""
+    out = torch.zeros((len(lengths), max(int(lengths.max(initial=0)), 1)), dtype=torch.long)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    cols = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[torch.from_numpy(rows), torch.from_numpy(cols)] = torch.from_numpy(values).long()
+    return out
+
+
 @torch.no_grad()
 def generate(ctx: TaskContext, seq: Sequences, pos: np.ndarray, end: np.ndarray, steps: int) -> torch.Tensor:
-    """(B, steps) items generated after interaction ``end - 1`` of each user at ``pos``."""
+    """(B, steps) items generated after interaction ``end - 1`` of each user at ``pos``.
+
+    The plugin's models pick each item with :func:`rank_items` (items scored in chunks, the
+    user's history and the items generated so far excluded), so memory stays within the
+    evaluation's bound; RecBole's models through their (users, n_items) score matrix.
+    """
     model, device = ctx.model.eval(), ctx.trainer.device
     iid, length_field, suffix = ctx.dataset.iid_field, ctx.dataset.item_list_length_field, ctx.config["LIST_SUFFIX"]
+    ranked = ranks_in_chunks(model)
+    chunk = getattr(ctx.trainer, "eval_item_chunk", None)
     out = []
     batch = ctx.config["eval_batch_size"]
     for lo in range(0, len(pos), batch):
@@ -64,17 +86,24 @@ def generate(ctx: TaskContext, seq: Sequences, pos: np.ndarray, end: np.ndarray,
         inter = seq.rows(e, seq.starts[p]).to(device)
         # Items already in the user's history may not be generated.
         n_hist = e - seq.starts[p]
-        row_ids = np.repeat(np.arange(len(p)), n_hist)
         hist_idx = np.repeat(seq.starts[p], n_hist) + (np.arange(n_hist.sum()) - np.repeat(np.cumsum(n_hist) - n_hist, n_hist))
-        banned = torch.zeros(len(p), ctx.n_items, dtype=torch.bool, device=device)
-        banned[torch.from_numpy(row_ids).to(device), torch.from_numpy(seq.items[hist_idx]).to(device)] = True
-        banned[:, 0] = True
+        history = _padded(seq.items[hist_idx], n_hist).to(device)  # (B, H), 0 = nothing
         generated = []
+        if not ranked:
+            banned = torch.zeros(len(p), ctx.n_items, dtype=torch.bool, device=device)
+            banned.scatter_(1, history, True)
+            banned[:, 0] = True
         for _ in range(steps):
-            scores = model.full_sort_predict(inter).float().view(len(p), -1)
-            scores[banned] = -math.inf
-            nxt = scores.argmax(dim=1)
-            banned[torch.arange(len(p), device=device), nxt] = True
+            if ranked:
+                exclude = torch.cat([history, *(g[:, None] for g in generated)], dim=1)
+                _, top, _ = rank_items(model.full_sort_hidden(inter).float(), model.item_table().float(), 1,
+                                       exclude=exclude, chunk=chunk)
+                nxt = top[:, 0]
+            else:
+                scores = model.full_sort_predict(inter).float().view(len(p), -1)
+                scores[banned] = -math.inf
+                nxt = scores.argmax(dim=1)
+                banned[torch.arange(len(p), device=device), nxt] = True
             generated.append(nxt)
             _append(inter, iid, length_field, nxt, seq.max_len, suffix)
         out.append(torch.stack(generated, dim=1).cpu())
