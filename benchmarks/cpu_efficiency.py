@@ -102,7 +102,7 @@ def build(scale: str, max_len: int, data_path: Path, work: Path):
     train, valid, _ = prepare_dataloaders(config, dataset, model_class)
     model = model_class(config, train.dataset).to(config["device"])
     trainer = LSRMTrainer(config, model, work / "run", run_info={})
-    trainer.scheduler = trainer._build_scheduler(len(train))
+    trainer.scheduler = trainer.build_scheduler(len(train))
     return config, model_class, trainer, train, valid
 
 

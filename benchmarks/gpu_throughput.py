@@ -171,7 +171,7 @@ def bench_scale(args, scale: str, on_cpu: bool) -> dict:
         return WindowBatches(config, SyntheticWindows(part, n_items), device)
 
     train = loader(0, warmup + steps)
-    trainer.scheduler = trainer._build_scheduler(len(train))
+    trainer.scheduler = trainer.build_scheduler(len(train))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     trainer._train_epoch(loader(0, warmup), 0)  # warm-up (and compilation)
@@ -206,7 +206,7 @@ def bench_scale(args, scale: str, on_cpu: bool) -> dict:
     with torch.no_grad():
         for lo in range(0, users, eval_batch):
             rows = eval_rows[lo:min(lo + eval_batch, users)]
-            trainer._ranked_batch_eval((rows, None, torch.arange(len(rows)), rows[config["ITEM_ID_FIELD"]]))
+            trainer.full_sort.ranked_batch((rows, None, torch.arange(len(rows)), rows[config["ITEM_ID_FIELD"]]))
     sync(device)
     result["eval_s"] = time.perf_counter() - start
     result["eval_users"] = users

@@ -21,14 +21,13 @@ def _trainer(tmp_path, tiny_dataset, **options):
     model = model_class(config, train.dataset)
     trainer = LSRMTrainer(config, model, tmp_path / "run", run_info={})
     trainer.eval_collector.data_collect(train)
-    trainer.tot_item_num = test.dataset.item_num
     return trainer, test
 
 
 def test_history_masking_removes_input_items_from_the_ranking(tmp_path, tiny_dataset):
     trainer, test = _trainer(tmp_path, tiny_dataset, eval_mask_history=True)
     batch = next(iter(test))
-    interaction, scores, _, targets = trainer._full_sort_batch_eval(batch)
+    interaction, scores, _, targets = trainer.full_sort.score_matrix_batch(batch, test.dataset.item_num)
     seq = interaction["item_id_list"]
     assert torch.isneginf(scores.gather(1, seq)).all()
     unmasked = torch.isfinite(scores).sum(dim=1)
@@ -41,7 +40,7 @@ def test_history_masking_removes_input_items_from_the_ranking(tmp_path, tiny_dat
 
 def test_recboles_protocol_masks_only_padding(tmp_path, tiny_dataset):
     trainer, test = _trainer(tmp_path, tiny_dataset)
-    _, scores, _, _ = trainer._full_sort_batch_eval(next(iter(test)))
+    _, scores, _, _ = trainer.full_sort.score_matrix_batch(next(iter(test)), test.dataset.item_num)
     assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
 
 

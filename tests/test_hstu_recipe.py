@@ -58,11 +58,11 @@ def test_reference_recipe_trains_tests_and_runs_every_task(tmp_path):
 
 def test_chunked_ranking_matches_the_score_matrix_with_cosine_scores(tiny_dataset, monkeypatch):
     """Ranking in item chunks gives the metrics and CE of the model's own scores (cosine / 0.05)."""
-    from recbole_lsrm.trainer.lsrm_trainer import LSRMTrainer
+    from recbole_lsrm.trainer.evaluation import FullSortEvaluation
 
     options = {**SMALL_REFERENCE, **tiny_dataset, "epochs": 1, "eval_item_chunk": 7}
     chunked = run("HSTU", "cyclic", options=options)
-    monkeypatch.setattr(LSRMTrainer, "_ranks_in_chunks", lambda self, batch: False)
+    monkeypatch.setattr(FullSortEvaluation, "_ranks_in_chunks", lambda self, batch: False)
     matrix = run("HSTU", "cyclic", options=options)
     for key, value in matrix["test"].items():
         assert chunked["test"][key] == pytest.approx(value, abs=2e-4), key

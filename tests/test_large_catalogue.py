@@ -141,12 +141,12 @@ def test_ranking_in_item_chunks_equals_topk_over_all_scores(chunk):
 
 def test_chunked_evaluation_gives_recboles_metrics(tiny_dataset, run_options, monkeypatch):
     """Ranking in item chunks and RecBole's (users x items) score matrix agree on every metric."""
-    from recbole_lsrm.trainer.lsrm_trainer import LSRMTrainer
+    from recbole_lsrm.trainer.evaluation import FullSortEvaluation
 
     options = {**run_options, **tiny_dataset, "epochs": 1, "eval_item_chunk": 7, "eval_mask_history": True,
                "topk": [5, 10]}
     chunked = run("LSRM", "cyclic", options=options)
-    monkeypatch.setattr(LSRMTrainer, "_ranks_in_chunks", lambda self, batch: False)
+    monkeypatch.setattr(FullSortEvaluation, "_ranks_in_chunks", lambda self, batch: False)
     matrix = run("LSRM", "cyclic", options=options)
     assert chunked["test"].keys() == matrix["test"].keys()
     for key, value in matrix["test"].items():

@@ -12,37 +12,80 @@ gathered before the metrics are computed: every process gets the same result.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.utils import set_color
 
-from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.evaluation.intervals import per_user_metrics
+from recbole_lsrm.model.decoder import optional_positive_int
 from recbole_lsrm.model.next_item import rank_items
 
 
-class FullSortEvaluation:
-    """Evaluation methods of LSRMTrainer (uses its model, device, process group and collector)."""
+@dataclass(frozen=True)
+class EvalSettings:
+    """What full-sort evaluation reads from the config."""
 
-    def _full_sort_batch_eval(self, batched_data):
+    item_seq_field: str
+    topk: tuple[int, ...]
+    mask_history: bool  # eval_mask_history: the input items are masked out of the ranking (HSTU's protocol)
+    item_chunk: int | None  # eval_item_chunk: items scored per chunk (None: chosen from the memory bound)
+    bf16: bool  # bf16 autocast (CUDA only)
+
+    @classmethod
+    def from_config(cls, config) -> "EvalSettings":
+        return cls(
+            item_seq_field=config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"],
+            topk=tuple(config["topk"]),
+            mask_history=bool(config["eval_mask_history"]),
+            item_chunk=optional_positive_int(config, "eval_item_chunk"),
+            bf16=bool(config["bf16"]) and torch.device(config["device"]).type == "cuda",
+        )
+
+    @property
+    def max_topk(self) -> int:
+        return max(self.topk)
+
+
+class FullSortEvaluation:
+    """Ranks every user's held-out item against all items and computes the configured metrics.
+
+    Inputs, all given here: the model, the collector (LSRMCollector, which already holds the
+    training data's item counts), RecBole's Evaluator, the settings and the process group.
+    ``evaluate`` returns the metrics (the same in every process) and keeps the per-user figures
+    of the last call in ``last_per_user`` (for bootstrap intervals).
+    """
+
+    def __init__(self, model, collector, evaluator, settings: EvalSettings, group: ProcessGroup, device) -> None:
+        self.model = model
+        self.collector = collector
+        self.evaluator = evaluator
+        self.settings = settings
+        self.group = group
+        self.device = torch.device(device)
+        self.last_per_user: dict | None = None
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
+
+    def score_matrix_batch(self, batched_data, n_items: int):
         """RecBole's way: the (users, n_items) score matrix, for models without full_sort_hidden."""
         interaction, history_index, positive_u, positive_i = batched_data
         interaction = interaction.to(self.device)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+        with self._autocast():
             scores = self.model.full_sort_predict(interaction)
-        scores = scores.view(-1, self.tot_item_num).float()
+        scores = scores.view(-1, n_items).float()
         scores[:, 0] = -np.inf
         # The scaling-law measure: CE of the held-out item over all items, before masking.
-        self.eval_collector.ce_collect(scores, positive_i.to(self.device))
+        self.collector.ce_collect(scores, positive_i.to(self.device))
         if history_index is not None:
             scores[history_index] = -np.inf
-        if self.eval_mask_history:
-            scores.scatter_(1, interaction[self.item_seq_field], -np.inf)  # HSTU/Dross protocol
+        if self.settings.mask_history:
+            scores.scatter_(1, interaction[self.settings.item_seq_field], -np.inf)  # HSTU/Dross protocol
         return interaction, scores, positive_u, positive_i
 
     @staticmethod
@@ -56,30 +99,30 @@ class FullSortEvaluation:
         return (
             hasattr(model, "full_sort_hidden")
             and hasattr(model, "item_table")
-            and self.eval_collector.ranks_from_top_k()
+            and self.collector.ranks_from_top_k()
             and self._one_target_per_row(batched_data)
         )
 
-    def _ranked_batch_eval(self, batched_data) -> None:
+    def ranked_batch(self, batched_data) -> None:
         """Top-k lists and held-out CE by ``rank_items``: items scored in chunks, in fp32."""
         interaction, _, _, positive_i = batched_data
         interaction = interaction.to(self.device)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+        with self._autocast():
             hidden = self.model.full_sort_hidden(interaction)  # (B, d)
         targets = positive_i.to(self.device)
-        exclude = interaction[self.item_seq_field] if self.eval_mask_history else None
+        exclude = interaction[self.settings.item_seq_field] if self.settings.mask_history else None
         _, top_ids, ce = rank_items(
-            hidden.float(), self.model.item_table().float(), self.max_topk,
-            targets=targets, exclude=exclude, chunk=self.eval_item_chunk,
+            hidden.float(), self.model.item_table().float(), self.settings.max_topk,
+            targets=targets, exclude=exclude, chunk=self.settings.item_chunk,
         )
-        self.eval_collector.ranked_collect(top_ids, targets, ce)
+        self.collector.ranked_collect(top_ids, targets, ce)
 
     def _my_rows(self, batched_data):
         """This process's part of an evaluation batch (all of it in one process; None: no rows)."""
         if not self.group.enabled:
             return batched_data
         if not self._one_target_per_row(batched_data):
-            return batched_data if self.is_main else None
+            return batched_data if self.group.is_main else None
         interaction, _, _, positive_i = batched_data
         part = torch.arange(len(interaction)).tensor_split(self.group.world_size)[self.group.rank]
         if len(part) == 0:
@@ -88,18 +131,11 @@ class FullSortEvaluation:
         return interaction[rows], None, torch.arange(len(part)), positive_i[rows]
 
     @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if not eval_data:
-            return None
-        if load_best_model:
-            self._load_weights(Path(model_file) if model_file else self.best_model_file)
-        if not isinstance(eval_data, FullSortEvalDataLoader):  # sampled ranking: RecBole's own loop
-            if self.group.enabled:
-                raise ConfigError("several processes evaluate with full ranking only: set eval_args mode: full")
-            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+    def evaluate(self, eval_data, show_progress: bool = False) -> dict:
+        """The metrics over ``eval_data`` (a FullSortEvalDataLoader), gathered over all processes."""
         self.model.eval()
-        self.tot_item_num = eval_data._dataset.item_num
-        show_progress = show_progress and self.is_main
+        n_items = eval_data._dataset.item_num
+        show_progress = show_progress and self.group.is_main
         iter_data = (
             tqdm(eval_data, total=len(eval_data), ncols=100, desc=set_color("Evaluate   ", "pink"))
             if show_progress
@@ -110,14 +146,12 @@ class FullSortEvaluation:
             if batched_data is None:
                 continue
             if self._ranks_in_chunks(batched_data):
-                self._ranked_batch_eval(batched_data)
+                self.ranked_batch(batched_data)
             else:
-                interaction, scores, positive_u, positive_i = self._full_sort_batch_eval(batched_data)
-                self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
-        self.eval_collector.model_collect(self.model)
-        struct = self.eval_collector.get_data_struct()
-        self.eval_collector.gather(struct)
-        self.last_per_user = per_user_metrics(struct, self.topk)
-        result = self.evaluator.evaluate(struct)
-        self.wandblogger.log_eval_metrics(result, head="eval")
-        return result
+                interaction, scores, positive_u, positive_i = self.score_matrix_batch(batched_data, n_items)
+                self.collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
+        self.collector.model_collect(self.model)
+        struct = self.collector.get_data_struct()
+        self.collector.gather(struct)
+        self.last_per_user = per_user_metrics(struct, list(self.settings.topk))
+        return self.evaluator.evaluate(struct)

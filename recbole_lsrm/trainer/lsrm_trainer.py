@@ -1,10 +1,11 @@
 """LSRMTrainer: RecBole's Trainer with the paper's training procedure (III-B).
 
-- Switching optimizer (Algorithm 1): Adam(W) until the validation metric has not improved
-  for ``switch_patience`` evaluations (or until ``switch_epoch``), then restore the best
-  weights and continue with SGD until RecBole's early stopping ends the run.
-- Layer-wise adaptive dropout and its schedule: each epoch starts by setting every layer's
-  rate from ``layer_dropout`` and ``dropout_schedule``.
+- Switching optimizer (Algorithm 1, :class:`~recbole_lsrm.trainer.policies.OptimizerSwitch`):
+  Adam(W) until the validation metric has not improved for ``switch_patience`` evaluations
+  (or until ``switch_epoch``), then restore the best weights and continue with SGD until
+  RecBole's early stopping ends the run.
+- Layer-wise adaptive dropout and its schedule (:class:`~recbole_lsrm.trainer.policies.DropoutSchedule`):
+  each epoch starts by setting every layer's rate from ``layer_dropout`` and ``dropout_schedule``.
 - Warm-up + cosine learning rate per step, weight decay on matrices only.
 - bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device; gradient
   accumulation over ``gradient_accumulation_steps`` micro-batches per batch;
@@ -14,8 +15,8 @@
   users between processes and gathers the collected rows; only process 0 writes files.
 - Full-sort evaluation (:mod:`recbole_lsrm.trainer.evaluation`): the plugin's models are
   ranked in item chunks, with no (users, n_items) score matrix.
-- Checkpoints with model, optimizer, schedule, phase, epoch and RNG states: a killed run
-  resumes to the same result. Evaluation adds the held-out item's CE loss and, with
+- Checkpoints (:mod:`recbole_lsrm.trainer.state`: the ``TrainingState`` plus model, optimizer,
+  schedule and RNG states): a killed run resumes to the same result. Evaluation adds the held-out item's CE loss and, with
   ``eval_mask_history``, masks the input items out of the ranking.
 
 It trains any RecBole sequential model: models without layer-wise dropout skip that step,
@@ -31,13 +32,13 @@ from pathlib import Path
 from time import time
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.evaluator import Evaluator
 from recbole.trainer import Trainer
 from recbole.trainer.trainer import AbstractTrainer
@@ -48,11 +49,11 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.errors import CheckpointError, ConfigError, TrainingDiverged
 from recbole_lsrm.evaluation import LSRMCollector
-from recbole_lsrm.model.decoder import optional_positive_int
-from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
 from recbole_lsrm.trainer import checkpoint
-from recbole_lsrm.trainer.evaluation import FullSortEvaluation
-from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
+from recbole_lsrm.trainer.evaluation import EvalSettings, FullSortEvaluation
+from recbole_lsrm.trainer.optim import WarmupCosine
+from recbole_lsrm.trainer.policies import DropoutSchedule, OptimizerSwitch
+from recbole_lsrm.trainer.state import TrainingState, read_training_checkpoint, training_checkpoint
 
 # Called after each epoch with (epoch, record); returning True stops training there.
 EpochCallback = Callable[[int, dict], "bool | None"]
@@ -73,8 +74,21 @@ class _TrainingLoss(nn.Module):
         return self.model.calculate_loss(interaction)
 
 
-class LSRMTrainer(FullSortEvaluation, Trainer):
+class LSRMTrainer(Trainer):
+    """RecBole's Trainer, with the switching optimizer, the dropout schedule and resumable checkpoints.
+
+    Its parts, each built once from the config: ``switch`` (:class:`OptimizerSwitch`: both
+    phases' optimizers and schedules, and when to switch), ``dropout`` (:class:`DropoutSchedule`),
+    ``full_sort`` (:class:`FullSortEvaluation`) and ``state`` (:class:`TrainingState`: what a
+    checkpoint holds). RecBole's hooks are overridden: ``_train_epoch``, ``_save_checkpoint``,
+    ``resume_checkpoint``, ``fit`` and ``evaluate``.
+    """
+
     def __init__(self, config, model, run_dir: str | Path, run_info: dict[str, Any]) -> None:
+        # Trainer.__init__ is not called: it creates checkpoint_dir and a TensorBoard folder in the
+        # working directory and builds RecBole's optimizer, none of which this trainer uses (its
+        # files live in run_dir, its optimizers come from OptimizerSwitch). What RecBole's own
+        # methods read (evaluate() for sampled ranking, _generate_train_loss_output) is set below.
         AbstractTrainer.__init__(self, config, model)
         self.logger = getLogger()
         self.wandblogger = WandbLogger(config)
@@ -84,7 +98,9 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.best_model_file = self.run_dir / "best_model.pth"
         self.saved_model_file = str(self.best_model_file)
 
-        self.epochs = config["epochs"]
+        self.switch = OptimizerSwitch.from_config(config)
+        self.dropout = DropoutSchedule.from_config(config)
+        self.epochs = self.switch.epochs
         self.eval_step = min(config["eval_step"], self.epochs)
         self.stopping_step = config["stopping_step"]
         self.clip_grad_norm = config["clip_grad_norm"]
@@ -93,49 +109,19 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.test_batch_size = config["eval_batch_size"]
         self.device = config["device"]
         self.gpu_available = self.device.type == "cuda"
-        self.learner = str(config["learner"]).lower()
-        self.learning_rate = config["learning_rate"]
-        self.adam_betas = config["adam_betas"] or (0.9, 0.999)
-        self.weight_decay = config["weight_decay"]
-        self.optimizer_switch = bool(config["optimizer_switch"])
-        self.switch_patience = config["switch_patience"]
-        self.switch_epoch_setting = config["switch_epoch"]
-        self.sgd_lr = config["sgd_lr"]
-        self.sgd_momentum = config["sgd_momentum"]
-        self.lr_scheduler = config["lr_scheduler"]
-        self.warmup_steps = config["warmup_steps"]
-        self.min_lr_ratio = config["min_lr_ratio"]
-        self.dropout_schedule = config["dropout_schedule"]
-        self.dropout_schedule_epochs = config["dropout_schedule_epochs"]
-        self.eval_mask_history = bool(config["eval_mask_history"])
         self.use_bf16 = bool(config["bf16"]) and self.gpu_available
         self.group = config["process_group"] or ProcessGroup()
         self.is_main = self.group.is_main
         self.compile = config["compile"]
-        self.eval_item_chunk = optional_positive_int(config, "eval_item_chunk")
         # Each batch in K micro-batches, one optimizer step: the batch, not the memory, is train_batch_size.
         self.accumulation_steps = config["gradient_accumulation_steps"] or 1
-        self.max_topk = max(config["topk"])
-        self.topk = list(config["topk"])
-        self.last_per_user = None  # the last full-sort evaluation's per-user figures (evaluation/intervals.py)
-        self._loss_module = None  # what training calls: the model, compiled and/or in DDP
-        self._saved = True
-        self.item_seq_field = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
         self.target_field = target_list_field(config)
         self._check_options(config)
+        self._loss_module = None  # what training calls: the model, compiled and/or in DDP
+        self._saved = True
 
-        self.start_epoch = 0
-        self.cur_step = 0
-        self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
-        self.best_valid_result = None
-        self.best_epoch = None
-        self.phase = "adam"
-        self.switch_epoch = None  # first epoch trained with SGD
-        self.history: list[dict] = []
-        self.train_time = 0.0
-        self.train_positions = 0
-        self.finished = False
-        self.optimizer = build_adam(model, self.learner, self.learning_rate, self.weight_decay, self.adam_betas)
+        self.state = TrainingState(bigger_is_better=self.valid_metric_bigger)
+        self.optimizer = self.switch.optimizer(model, "adam")
         self.scheduler = None
         self._train_generator = None
         self._pending = None  # scheduler and RNG state of a resumed run, applied in fit()
@@ -143,26 +129,27 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.eval_type = config["eval_type"]
         self.eval_collector = LSRMCollector(config)
         self.evaluator = Evaluator(config)
+        self.full_sort = FullSortEvaluation(model, self.eval_collector, self.evaluator,
+                                            EvalSettings.from_config(config), self.group, self.device)
         self.item_tensor = None
         self.tot_item_num = None
 
+    # What the rest of the project reads of the training state.
+    @property
+    def history(self) -> list[dict]:
+        return self.state.history
+
+    @property
+    def best_valid_result(self) -> dict | None:
+        return self.state.best_valid_result
+
+    @property
+    def last_per_user(self) -> dict | None:
+        """The last full-sort evaluation's per-user figures (evaluation/intervals.py)."""
+        return self.full_sort.last_per_user
+
     # --- options ----------------------------------------------------------------------
     def _check_options(self, config) -> None:
-        def positive_int(key: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-
-        positive_int("epochs", self.epochs)
-        positive_int("switch_patience", self.switch_patience)
-        if self.switch_epoch_setting is not None:
-            positive_int("switch_epoch", self.switch_epoch_setting)
-            if self.switch_epoch_setting >= self.epochs:
-                raise ConfigError(f"switch_epoch={self.switch_epoch_setting} leaves no SGD epoch within epochs={self.epochs}")
-        if not (isinstance(self.sgd_lr, (int, float)) and self.sgd_lr > 0):
-            raise ConfigError(f"sgd_lr must be a positive number, got {self.sgd_lr!r}")
-        if not (isinstance(self.sgd_momentum, (int, float)) and 0 <= self.sgd_momentum < 1):
-            raise ConfigError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum!r}")
-        check_schedule(self.dropout_schedule, self.dropout_schedule_epochs)
         if not isinstance(self.compile, bool):
             raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         name, _, k = self.valid_metric.partition("@")
@@ -174,19 +161,9 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
             )
 
     # --- training ---------------------------------------------------------------------
-    def _build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:
-        if self.phase == "adam":
-            total, warmup = self.epochs * steps_per_epoch, self.warmup_steps
-        else:
-            total, warmup = (self.epochs - self.switch_epoch) * steps_per_epoch, 0
-        return WarmupCosine(self.optimizer, self.lr_scheduler, warmup, total, self.min_lr_ratio)
-
-    def _apply_dropout_schedule(self, epoch: int) -> None:
-        model = self.model
-        if hasattr(model, "set_layer_dropout"):
-            model.set_layer_dropout(
-                rates_for_epoch(model.layer_dropout, self.dropout_schedule, epoch, self.dropout_schedule_epochs)
-            )
+    def build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:
+        """The current phase's learning-rate schedule for ``self.optimizer``."""
+        return self.switch.scheduler(self.optimizer, self.state, steps_per_epoch)
 
     def _positions(self, interaction) -> torch.Tensor:
         """Trained next-item predictions in a batch (on the device): every target of a window, or one per row."""
@@ -261,14 +238,14 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         totals = distributed.all_reduce_sum(torch.stack([loss_sum, positions.float()]))
         mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
         if not math.isfinite(mean_loss):
-            lr_key, lr = ("learning_rate", self.learning_rate) if self.phase == "adam" else ("sgd_lr", self.sgd_lr)
+            lr_key, lr = self.switch.learning_rate_of(self.state.phase)
             if self.checkpoint_file.is_file():
                 how = (f"the checkpoint of the last finished epoch is kept: resume it with "
                        f"--checkpoint={self.checkpoint_file} --{lr_key}=<smaller>")
             else:
                 how = f"no epoch finished, so there is nothing to resume: start again with a smaller {lr_key}"
             message = (
-                f"training diverged: the loss is {mean_loss} in epoch {epoch_idx} ({self.phase} phase, "
+                f"training diverged: the loss is {mean_loss} in epoch {epoch_idx} ({self.state.phase} phase, "
                 f"{lr_key}={lr:g}). Lower {lr_key}, or check the data; {how}"
             )
             self.logger.error(message)
@@ -279,10 +256,10 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         """After a resume: the phase's learning rate, weight decay and momentum are the
         configured ones (options given with --checkpoint override the run's), and the rate
         is put back where the schedule had reached. Each change is logged."""
-        lr_key, base_lr = ("learning_rate", self.learning_rate) if self.phase == "adam" else ("sgd_lr", self.sgd_lr)
-        wanted = {"weight_decay": self.weight_decay}
-        if self.phase == "sgd":
-            wanted["momentum"] = self.sgd_momentum
+        lr_key, base_lr = self.switch.learning_rate_of(self.state.phase)
+        wanted = {"weight_decay": self.switch.weight_decay}
+        if self.state.phase == "sgd":
+            wanted["momentum"] = self.switch.sgd_momentum
         decay_group = self.optimizer.param_groups[0]  # optim.param_groups: matrices first
         stored_lr = self.scheduler.base_lrs[0]
         changes = [f"{lr_key} {stored_lr:g} -> {base_lr:g}"] if stored_lr != base_lr else []
@@ -300,26 +277,21 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         if changes:
             self.logger.info(set_color("Resumed with new settings", "yellow") + ": " + ", ".join(changes))
 
-    def _should_switch(self, epoch: int) -> bool:
-        if not self.optimizer_switch or self.phase != "adam" or epoch + 1 >= self.epochs:
-            return False
-        if self.switch_epoch_setting is not None:
-            return epoch + 1 >= self.switch_epoch_setting
-        return self.cur_step >= self.switch_patience
-
     def _switch_to_sgd(self, epoch: int, steps_per_epoch: int) -> None:
         """Algorithm 1, line 5: Adam has converged; go on from its best weights with SGD."""
-        if self._saved and self.best_epoch is not None:  # the same decision in every process
+        state = self.state
+        if self._saved and state.best_epoch is not None:  # the same decision in every process
             self._load_weights(self.best_model_file)
-        self.phase = "sgd"
-        self.switch_epoch = epoch + 1
-        self.cur_step = 0
-        self.optimizer = build_sgd(self.model, self.sgd_lr, self.sgd_momentum, self.weight_decay)
-        self.scheduler = self._build_scheduler(steps_per_epoch)
+        state.phase = "sgd"
+        state.switch_epoch = epoch + 1
+        state.evals_since_best = 0
+        self.optimizer = self.switch.optimizer(self.model, "sgd")
+        self.scheduler = self.build_scheduler(steps_per_epoch)
         self.logger.info(
             set_color("Switching optimizer", "yellow")
-            + f": Adam converged (best {self.valid_metric} {self.best_valid_score:.4f} at epoch {self.best_epoch}); "
-            f"restored those weights, SGD (lr={self.sgd_lr}, momentum={self.sgd_momentum}) from epoch {self.switch_epoch}"
+            + f": Adam converged (best {self.valid_metric} {state.best_valid_score:.4f} at epoch {state.best_epoch}); "
+            f"restored those weights, SGD (lr={self.switch.sgd_lr}, momentum={self.switch.sgd_momentum}) "
+            f"from epoch {state.switch_epoch}"
         )
 
     def fit(
@@ -333,7 +305,8 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
     ):
         """Train until ``epochs`` or early stopping; returns (best valid score, best valid result)."""
         self._saved = saved
-        if not valid_data and self.optimizer_switch and self.switch_epoch_setting is None:
+        state = self.state
+        if not valid_data and self.switch.needs_validation:
             raise ConfigError(
                 "optimizer_switch waits for the validation metric to stop improving, and this split holds out "
                 "no validation item (eval_args split {LS: test_only}): set switch_epoch, or optimizer_switch: False"
@@ -341,7 +314,7 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
         self.eval_collector.data_collect(train_data)
         self._train_generator = train_data.generator  # batch order: saved with every checkpoint
         steps_per_epoch = len(train_data)
-        self.scheduler = self._build_scheduler(steps_per_epoch)
+        self.scheduler = self.build_scheduler(steps_per_epoch)
         if self._pending is not None:
             self.scheduler.load_state_dict(self._pending["scheduler"])
             self._apply_configured_hyperparameters()
@@ -349,19 +322,19 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
             if self.group.enabled:  # process 0's state is now everywhere: own dropout masks again
                 torch.manual_seed(int(torch.randint(2**62, (1,))) + self.group.rank)
             self._pending = None
-        if self.finished:
-            return self.best_valid_score, self.best_valid_result
+        if state.finished:
+            return state.best_valid_score, state.best_valid_result
 
-        for epoch in range(self.start_epoch, self.epochs):
-            self._apply_dropout_schedule(epoch)
+        for epoch in range(state.next_epoch, self.epochs):
+            self.dropout.apply(self.model, epoch)
             start = time()
             train_loss, positions = self._train_epoch(train_data, epoch, show_progress=show_progress)
             elapsed = time() - start
-            self.train_time += elapsed
-            self.train_positions += positions
+            state.train_time += elapsed
+            state.train_positions += positions
             record = {
                 "epoch": epoch,
-                "phase": self.phase,
+                "phase": state.phase,
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "train_loss": train_loss,
                 "train_time_s": elapsed,
@@ -373,8 +346,8 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
             if valid_data and (epoch + 1) % self.eval_step == 0:
                 start = time()
                 valid_score, valid_result = self._valid_epoch(valid_data, show_progress=show_progress)
-                self.best_valid_score, self.cur_step, stop, improved = early_stopping(
-                    valid_score, self.best_valid_score, self.cur_step,
+                state.best_valid_score, state.evals_since_best, stop, improved = early_stopping(
+                    valid_score, state.best_valid_score, state.evals_since_best,
                     max_step=self.stopping_step, bigger=self.valid_metric_bigger,
                 )
                 record.update(valid_score=valid_score, valid=_plain(valid_result))
@@ -386,33 +359,34 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
                     )
                     self.logger.info(set_color("valid result", "blue") + ": \n" + dict2str(valid_result))
                 if improved:
-                    self.best_valid_result = _plain(valid_result)
-                    self.best_epoch = epoch
+                    state.best_valid_result = _plain(valid_result)
+                    state.best_epoch = epoch
                     if saved:
                         self._save_best(epoch)
-                if self.optimizer_switch and self.phase == "adam":
+                if self.switch.enabled and state.phase == "adam":
                     stop = False  # with switching on, the Adam phase ends in a switch, not a stop
-                    if self._should_switch(epoch):
+                    if self.switch.should_switch(state, epoch):
                         self._switch_to_sgd(epoch, steps_per_epoch)
             elif not valid_data:
-                self.best_epoch = epoch
+                state.best_epoch = epoch
                 if saved:
                     self._save_best(epoch)
 
-            self.history.append(record)
-            self.finished = stop or epoch + 1 == self.epochs
+            state.history.append(record)
+            state.last_epoch = epoch
+            state.finished = stop or epoch + 1 == self.epochs
             if saved:
                 self._save_checkpoint(epoch)
             if callback_fn is not None and callback_fn(epoch, record):
                 stop = True  # the caller asked to stop (a time budget, a tuner's scheduler)
-                self.finished = True
+                state.finished = True
                 if saved:
                     self._save_checkpoint(epoch)
             if stop:
                 if verbose:
-                    self.logger.info(f"Finished training, best eval result in epoch {self.best_epoch}")
+                    self.logger.info(f"Finished training, best eval result in epoch {state.best_epoch}")
                 break
-        return self.best_valid_score, self.best_valid_result
+        return state.best_valid_score, state.best_valid_result
 
     # --- checkpoints ------------------------------------------------------------------
     def _load_weights(self, path: Path) -> None:
@@ -437,67 +411,49 @@ class LSRMTrainer(FullSortEvaluation, Trainer):
     def _save_checkpoint(self, epoch, verbose=False, **kwargs) -> None:
         if not self.is_main:
             return
-        state = {
-            "format": checkpoint.FORMAT,
-            "kind": "training_state",
-            "run": self.run_info,
-            "epoch": epoch,
-            "finished": self.finished,
-            "phase": self.phase,
-            "switch_epoch": self.switch_epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "best_valid_result": self.best_valid_result,
-            "best_epoch": self.best_epoch,
-            "history": self.history,
-            "train_time": self.train_time,
-            "train_positions": self.train_positions,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": checkpoint.rng_state(self._train_generator),
-        }
-        checkpoint.save(state, self.checkpoint_file)
+        stored = training_checkpoint(
+            self.state, self.run_info,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            rng=checkpoint.rng_state(self._train_generator),
+        )
+        checkpoint.save(stored, self.checkpoint_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {self.checkpoint_file}")
 
     def resume_checkpoint(self, resume_file) -> None:
         """Restore a training state written by ``_save_checkpoint``; fit() then continues it."""
-        state = checkpoint.load(resume_file)
-        if state.get("format") != checkpoint.FORMAT or state.get("kind") != "training_state":
-            raise CheckpointError(f"{resume_file} is not a recbole_lsrm training checkpoint")
+        state = self.state
+        parts = read_training_checkpoint(resume_file, state)
         try:
-            self.model.load_state_dict(state["model"])
+            self.model.load_state_dict(parts["model"])
         except RuntimeError as err:
             raise CheckpointError(f"{resume_file} does not fit this model: {err}") from err
-        self.phase = state["phase"]
-        self.switch_epoch = state["switch_epoch"]
-        if self.phase == "sgd":
-            self.optimizer = build_sgd(self.model, self.sgd_lr, self.sgd_momentum, self.weight_decay)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch = state["epoch"] + 1
-        self.finished = state["finished"]
-        self.cur_step = state["cur_step"]
-        self.best_valid_score = state["best_valid_score"]
-        self.best_valid_result = state["best_valid_result"]
-        self.best_epoch = state["best_epoch"]
-        self.history = list(state["history"])
-        self.train_time = state["train_time"]
-        self.train_positions = state["train_positions"]
-        self._pending = {"scheduler": state["scheduler"], "rng": state["rng"]}
+        self.optimizer = self.switch.optimizer(self.model, state.phase)
+        self.optimizer.load_state_dict(parts["optimizer"])
+        self._pending = {"scheduler": parts["scheduler"], "rng": parts["rng"]}
         self.logger.info(
-            set_color("Resuming", "yellow") + f" {resume_file}: epoch {self.start_epoch}, phase {self.phase}"
-            + (" (training had finished)" if self.finished else "")
+            set_color("Resuming", "yellow") + f" {resume_file}: epoch {state.next_epoch}, phase {state.phase}"
+            + (" (training had finished)" if state.finished else "")
         )
 
     # --- summary ----------------------------------------------------------------------
     def training_summary(self) -> dict[str, Any]:
-        return {
-            "epochs_run": len(self.history),
-            "best_epoch": self.best_epoch,
-            "switch_epoch": self.switch_epoch,
-            "final_phase": self.phase,
-            "train_time_s": round(self.train_time, 3),
-            "train_positions": self.train_positions,
-            "train_tokens_per_s": round(self.train_positions / self.train_time, 1) if self.train_time > 0 else math.nan,
-        }
+        return self.state.summary()
+
+    # --- evaluation -------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not eval_data:
+            return None
+        if load_best_model:
+            self._load_weights(Path(model_file) if model_file else self.best_model_file)
+        if not isinstance(eval_data, FullSortEvalDataLoader):  # sampled ranking: RecBole's own loop
+            if self.group.enabled:
+                raise ConfigError("several processes evaluate with full ranking only: set eval_args mode: full")
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        self.tot_item_num = eval_data._dataset.item_num
+        result = self.full_sort.evaluate(eval_data, show_progress=show_progress)
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result

@@ -1,0 +1,128 @@
+"""The two schedules LSRMTrainer follows: the switching optimizer and the dropout schedule.
+
+- :class:`OptimizerSwitch` is Algorithm 1 of the paper (III-B2): the Adam phase's optimizer and
+  learning-rate schedule, the decision to switch (validation has not improved for
+  ``switch_patience`` evaluations, or ``switch_epoch`` is reached), and the SGD phase's
+  optimizer and schedule. ``optimizer_switch: False`` keeps the Adam phase to the end.
+- :class:`DropoutSchedule` gives every epoch its layer-wise dropout rates (III-B1).
+
+Both are built from the config, checking its values with clear errors, and hold no training
+state: that is :class:`~recbole_lsrm.trainer.state.TrainingState`, which they read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import torch
+from torch import nn
+
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
+from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd, check_betas
+from recbole_lsrm.trainer.state import TrainingState
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OptimizerSwitch:
+    """Adam(W) until validation stops improving, then SGD from Adam's best weights."""
+
+    enabled: bool
+    epochs: int
+    patience: int
+    at_epoch: int | None  # switch_epoch: switch before this epoch instead of waiting for patience
+    learner: str
+    learning_rate: float
+    adam_betas: tuple[float, float]
+    weight_decay: float
+    sgd_lr: float
+    sgd_momentum: float
+    lr_scheduler: str
+    warmup_steps: int
+    min_lr_ratio: float
+
+    @classmethod
+    def from_config(cls, config) -> "OptimizerSwitch":
+        epochs = _positive_int("epochs", config["epochs"])
+        patience = _positive_int("switch_patience", config["switch_patience"])
+        at_epoch = config["switch_epoch"]
+        if at_epoch is not None:
+            _positive_int("switch_epoch", at_epoch)
+            if at_epoch >= epochs:
+                raise ConfigError(f"switch_epoch={at_epoch} leaves no SGD epoch within epochs={epochs}")
+        sgd_lr, momentum = config["sgd_lr"], config["sgd_momentum"]
+        if isinstance(sgd_lr, bool) or not (isinstance(sgd_lr, Real) and sgd_lr > 0):
+            raise ConfigError(f"sgd_lr must be a positive number, got {sgd_lr!r}")
+        if isinstance(momentum, bool) or not (isinstance(momentum, Real) and 0 <= momentum < 1):
+            raise ConfigError(f"sgd_momentum must be in [0, 1), got {momentum!r}")
+        return cls(
+            enabled=bool(config["optimizer_switch"]),
+            epochs=epochs,
+            patience=patience,
+            at_epoch=at_epoch,
+            learner=str(config["learner"]).lower(),
+            learning_rate=config["learning_rate"],
+            adam_betas=check_betas(config["adam_betas"] or (0.9, 0.999)),
+            weight_decay=config["weight_decay"],
+            sgd_lr=sgd_lr,
+            sgd_momentum=momentum,
+            lr_scheduler=config["lr_scheduler"],
+            warmup_steps=config["warmup_steps"],
+            min_lr_ratio=config["min_lr_ratio"],
+        )
+
+    @property
+    def needs_validation(self) -> bool:
+        """Waiting for the validation metric needs a validation split."""
+        return self.enabled and self.at_epoch is None
+
+    def learning_rate_of(self, phase: str) -> tuple[str, float]:
+        """The option that sets ``phase``'s learning rate, and its value."""
+        return ("learning_rate", self.learning_rate) if phase == "adam" else ("sgd_lr", self.sgd_lr)
+
+    def optimizer(self, model: nn.Module, phase: str) -> torch.optim.Optimizer:
+        if phase == "adam":
+            return build_adam(model, self.learner, self.learning_rate, self.weight_decay, self.adam_betas)
+        return build_sgd(model, self.sgd_lr, self.sgd_momentum, self.weight_decay)
+
+    def scheduler(self, optimizer, state: TrainingState, steps_per_epoch: int) -> WarmupCosine:
+        """Warm-up and cosine over the Adam phase's epochs; the SGD phase decays from the switch, without warm-up."""
+        if state.phase == "adam":
+            total, warmup = self.epochs * steps_per_epoch, self.warmup_steps
+        else:
+            total, warmup = (self.epochs - state.switch_epoch) * steps_per_epoch, 0
+        return WarmupCosine(optimizer, self.lr_scheduler, warmup, total, self.min_lr_ratio)
+
+    def should_switch(self, state: TrainingState, epoch: int) -> bool:
+        """After validating ``epoch``: does the SGD phase start with the next one?"""
+        if not self.enabled or state.phase != "adam" or epoch + 1 >= self.epochs:
+            return False
+        if self.at_epoch is not None:
+            return epoch + 1 >= self.at_epoch
+        return state.evals_since_best >= self.patience
+
+
+@dataclass(frozen=True)
+class DropoutSchedule:
+    """Each epoch's layer-wise dropout rates: ``constant``, ``early`` or ``late`` (model/dropout.py)."""
+
+    kind: str
+    epochs: int
+
+    @classmethod
+    def from_config(cls, config) -> "DropoutSchedule":
+        check_schedule(config["dropout_schedule"], config["dropout_schedule_epochs"])
+        return cls(config["dropout_schedule"], config["dropout_schedule_epochs"])
+
+    def apply(self, model: nn.Module, epoch: int) -> None:
+        """Set ``model``'s rates for ``epoch``; models without layer-wise dropout (RecBole's) are left alone."""
+        if hasattr(model, "set_layer_dropout"):
+            model.set_layer_dropout(rates_for_epoch(model.layer_dropout, self.kind, epoch, self.epochs))
