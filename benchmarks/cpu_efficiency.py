@@ -106,11 +106,6 @@ def build(scale: str, max_len: int, data_path: Path, work: Path):
     return config, model_class, trainer, train, valid
 
 
-def flops_per_position(config, n_items: int) -> float:
-    n_layers, d, T = config["n_layers"], config["d_model"], config["MAX_ITEM_LIST_LENGTH"]
-    return 6.0 * (12 * n_layers * d * d + n_items * d) + 6.0 * n_layers * T * d
-
-
 class FirstBatches:
     """The first ``n`` batches of a training loader, as an epoch of its own."""
 
@@ -145,7 +140,7 @@ def cpu_times() -> list[int]:
 def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
     """Median over steps of (model FLOP/s in the step) / (matmul rate measured right after it)."""
     config, _, trainer, train, _ = build(scale, args.max_len, data_path, work)
-    per_position = flops_per_position(config, train.dataset.item_num)
+    per_position = trainer.model.flops_per_position()
     trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
     steps, shares, rates, positions_per_s = [], [], [], []
     times = cpu_times()

@@ -14,7 +14,8 @@ from ``WindowBatches``, gradient clipping, AdamW with the per-step schedule) on 
 windows: a few warm-up steps, then ``--steps`` timed steps. It prints
 
 - tokens/s: trained positions (non-padding targets) per second, and the step time;
-- MFU: model FLOPs per second / the GPU's peak dense bf16 rate. Model FLOPs per position are
+- MFU: model FLOPs per second / the GPU's peak dense bf16 rate. Model FLOPs per position (the model's
+  ``flops_per_position()``) are
   6 * (N + n_items * d) + 6 * n_layers * T * d: 6 per parameter for the forward and backward
   matrix products (N = 12 * n_layers * d^2 for LSRM, the blocks' matrices for HSTU; the output
   layer scores n_items items), plus causal attention (QK^T and AV, forward 2 * T/2 * d per
@@ -50,7 +51,6 @@ from recbole_lsrm.data.window_loader import WindowBatches
 from recbole_lsrm.data.windowed_dataset import split_points, window_bounds
 from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.logging_setup import init_logging
-from recbole_lsrm.model.lsrm import non_embedding_params
 from recbole_lsrm.prepare.synthetic import scaled_profile, user_lengths
 from recbole_lsrm.trainer import LSRMTrainer
 
@@ -118,13 +118,6 @@ def ml20m_shaped(config, seed: int = 2020) -> tuple[Interaction, Interaction, in
     return windows, eval_rows, n_items
 
 
-def flops_per_position(model_class, config, n_items: int) -> float:
-    n_layers, d, T = config["n_layers"], config["d_model"], config["MAX_ITEM_LIST_LENGTH"]
-    counted = getattr(model_class, "paper_non_embedding_params", None)
-    n = counted(config) if counted is not None else non_embedding_params(n_layers, d)
-    return 6.0 * (n + n_items * d) + 6.0 * n_layers * T * d
-
-
 def peak_flops(device: torch.device, override: float | None) -> tuple[float | None, str]:
     if override:
         return override * 1e12, f"{override:g} TFLOPS (given)"
@@ -186,7 +179,7 @@ def bench_scale(args, scale: str, on_cpu: bool) -> dict:
         "scale": scale, "model": args.model, "n_layers": config["n_layers"], "d_model": config["d_model"],
         "batch": batch, "n_items": n_items - 1, "windows_on_device": train.on_device, "compile": args.compile,
         "tokens_per_s": tokens_per_s, "step_ms": 1000 * elapsed / steps,
-        "flops_per_position": flops_per_position(model_class, config, n_items),
+        "flops_per_position": model.flops_per_position(),
         "epoch_positions": all_positions, "projected_epoch_s": all_positions / tokens_per_s,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }

@@ -33,6 +33,8 @@ import recbole  # noqa: E402
 from recbole.config import Config  # noqa: E402  (needs the numpy aliases on numpy 2)
 from recbole.utils import argument_list  # noqa: E402
 
+from recbole_lsrm.model.contract import uses_scale_presets  # noqa: E402
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -247,7 +249,7 @@ class LSRMConfig(Config):
     def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:
         super()._load_internal_config_dict(model, model_class, dataset)
         scale = self.external_config_dict.get("scale")
-        if scale is not None and not getattr(model_class, "uses_scale_presets", False):
+        if scale is not None and not uses_scale_presets(model_class):
             raise ConfigError(
                 f"--scale sets n_layers/d_model/n_heads of the plugin's transformer models; "
                 f"{model} has its own size options (see its property file)"

@@ -26,7 +26,7 @@ from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
-from recbole_lsrm.model.lsrm import non_embedding_params
+from recbole_lsrm.model.contract import parameter_counts
 from recbole_lsrm.tasks import TaskContext, resolve_task_settings, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 
@@ -69,23 +69,6 @@ def _check_resume_overrides(given: dict[str, Any], stored: dict[str, Any]) -> No
                 f"--{key} cannot change when resuming (the checkpoint continues with {was}): "
                 f"start a new run to train with {key}={given[key]!r}"
             )
-
-
-def _parameter_counts(model: torch.nn.Module, config) -> dict[str, Any]:
-    total = sum(p.numel() for p in model.parameters())
-    embedding = sum(p.numel() for name, p in model.named_parameters() if "embedding" in name)
-    counted_like_the_paper = getattr(type(model), "paper_non_embedding_params", None)
-    if counted_like_the_paper is not None:  # a model whose blocks are not LSRM's (HSTU)
-        paper_n = counted_like_the_paper(config)
-    elif getattr(type(model), "uses_scale_presets", False):
-        paper_n = non_embedding_params(config["n_layers"], config["d_model"])
-    else:
-        paper_n = None
-    return {
-        "non_embedding_params": paper_n,  # the paper's N = 12 * n_layers * d_model^2
-        "non_embedding_params_counted": total - embedding,  # with biases and norms
-        "total_params": total,
-    }
 
 
 def run(
@@ -170,7 +153,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         attach_run_log(run_dir)
     logger.info(config)
     logger.info(net)
-    counts = _parameter_counts(net, config)
+    counts = parameter_counts(net, config)
     logger.info(
         set_color("parameters", "blue") + f": {counts['total_params']:,} total, "
         f"{counts['non_embedding_params_counted']:,} non-embedding"

@@ -135,7 +135,7 @@ def test_without_gating_u_is_absent():
     for model, gating in ((gated, True), (plain, False)):
         matrices = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embedding" not in n)
         config = {"n_layers": 2, "d_model": d, "gating": gating}
-        assert matrices == non_embedding_params(2, d, gating) == HSTU.paper_non_embedding_params(config)
+        assert matrices == non_embedding_params(2, d, gating) == HSTU.non_embedding_params_for(config)
     items, times = batch()
     plain(items, times).sum().backward()  # and the block still trains
     assert all(p.grad is not None for p in plain.blocks.parameters())

@@ -122,3 +122,57 @@ def test_dropout_schedule():
 def test_heads_must_divide_d_model():
     with pytest.raises(ConfigError, match="divisible"):
         make_model(d_model=30, n_heads=4)
+
+
+# --- the model contract (model/contract.py) ---------------------------------------------
+def test_the_model_states_its_size_and_flops():
+    from recbole_lsrm.model.contract import counted_non_embedding_params, paper_n, parameter_counts
+
+    model = make_model(n_items=50, n_layers=2, d_model=16, n_heads=2)
+    assert model.non_embedding_params() == LSRM.non_embedding_params_for({"n_layers": 2, "d_model": 16}) == 12 * 2 * 16**2
+    # 6 FLOPs per weight per position (forward and backward), the tied scores, the attention.
+    assert model.flops_per_position() == 6 * (12 * 2 * 16**2 + 50 * 16) + 6 * 2 * 12 * 16
+    counts = parameter_counts(model, {"n_layers": 2, "d_model": 16})
+    assert counts["non_embedding_params"] == 6144
+    assert counts["non_embedding_params_counted"] == counted_non_embedding_params(model) > 6144  # biases, norms
+    assert counts["total_params"] == sum(p.numel() for p in model.parameters())
+    from recbole.model.sequential_recommender import SASRec
+
+    assert paper_n(SASRec, {"n_layers": 2, "hidden_size": 16}) is None  # RecBole's models: counted
+
+
+def _interaction(seq: torch.Tensor, lengths: torch.Tensor):
+    from recbole.data.interaction import Interaction
+
+    return Interaction({"item_id_list": seq.clone(), "item_length": lengths.clone()})
+
+
+@pytest.mark.parametrize("chunk", [None, 3, 7])
+def test_generate_ranks_in_item_chunks_like_the_score_matrix(chunk):
+    model = make_model(n_items=40).eval()
+    torch.manual_seed(1)
+    seq = torch.randint(1, 40, (5, 12))
+    lengths = torch.tensor([12, 5, 1, 9, 11])
+    seq[torch.arange(12)[None, :] >= lengths[:, None]] = 0
+    exclude = seq[:, :4]
+    generated = model.generate(_interaction(seq, lengths), steps=6, exclude=exclude, chunk=chunk)
+    # The same greedy decoding from the (users, n_items) score matrix.
+    inter, expected = _interaction(seq, lengths), []
+    banned = torch.zeros(5, 40, dtype=torch.bool)
+    banned.scatter_(1, exclude, True)
+    for _ in range(6):
+        with torch.no_grad():
+            scores = model.full_sort_predict(inter).masked_fill(banned, float("-inf"))
+        nxt = scores.argmax(dim=1)
+        banned[torch.arange(5), nxt] = True
+        expected.append(nxt)
+        width = inter["item_length"].clamp(max=11)
+        full = inter["item_length"] >= 12
+        inter["item_id_list"][full] = torch.roll(inter["item_id_list"][full], -1, dims=1)
+        inter["item_id_list"][torch.arange(5), width] = nxt
+        inter["item_length"] = (inter["item_length"] + 1).clamp(max=12)
+    assert torch.equal(generated, torch.stack(expected, dim=1))
+    assert (generated > 0).all()
+    for row in range(5):  # never an excluded item, never one item twice
+        assert not set(generated[row].tolist()) & set(exclude[row].tolist())
+        assert len(set(generated[row].tolist())) == 6

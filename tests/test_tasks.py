@@ -207,7 +207,7 @@ def test_trajectory_generation_in_item_chunks_equals_the_score_matrix(tiny_datas
 
     options = {**TINY_TASK_RUN, **tiny_dataset, "tasks": "trajectory", "trajectory_holdout": 4, "eval_item_chunk": 7}
     chunked = json.loads(Path(run("LSRM", "cyclic", options=options)["tasks_file"]).read_text())["trajectory"]
-    monkeypatch.setattr(trajectory, "ranks_in_chunks", lambda model: False)
+    monkeypatch.setattr(trajectory, "is_plugin_model", lambda model: False)
     matrix = json.loads(Path(run("LSRM", "cyclic", options=options)["tasks_file"]).read_text())["trajectory"]
     assert chunked["users"] == matrix["users"] > 0
     assert chunked["tr"] == matrix["tr"]

@@ -12,6 +12,7 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.data.window_loader import WindowBatches
 from recbole_lsrm.data.windowed_dataset import ValidatedSequentialDataset, WindowedSequentialDataset
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.contract import uses_windows
 
 __all__ = [
     "WindowBatches",
@@ -23,11 +24,6 @@ __all__ = [
     "target_list_field",
     "uses_windows",
 ]
-
-
-def uses_windows(model_class: type) -> bool:
-    """Models trained on every position (LSRM) read windows; RecBole's models read prefix rows."""
-    return bool(getattr(model_class, "all_position_training", False))
 
 
 def known_datasets() -> list[str]:

@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from recbole.data.interaction import Interaction
-from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.dropout import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
@@ -37,14 +37,13 @@ def optional_positive_int(config, key: str) -> int | None:
     return value
 
 
-class AllPositionDecoder(SequentialRecommender):
+class AllPositionDecoder(NextItemModel):
     """A causal decoder over item IDs trained on every position of a window (SPEC 2)."""
 
     input_type = InputType.POINTWISE
-    # The data path cuts each user's training items into windows, loss at every position.
     all_position_training = True
-    # properties/scale/<scale>.yaml sets n_layers, d_model and n_heads.
     uses_scale_presets = True
+    size_keys = ("n_layers", "d_model")
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -79,10 +78,11 @@ class AllPositionDecoder(SequentialRecommender):
         self.temperature = float(self.temperature)
 
     # --- what subclasses define -------------------------------------------------------
-    # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate.
-    def hidden_states(self, interaction) -> torch.Tensor:
-        """(B, T, d) hidden state of every position of the interaction's item sequences."""
-        raise NotImplementedError(f"{type(self).__name__} must define hidden_states()")
+    # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate;
+    # hidden_states(interaction) and non_embedding_params_for(sizes) (NextItemModel).
+    def mixing_flops_per_position(self) -> float:
+        """The attention scores and their weighted sum: 6 * n_layers * T * d per position."""
+        return 6.0 * self.n_layers * self.max_seq_length * self.d_model
 
     # --- layer-wise adaptive dropout ---------------------------------------------------
     def set_layer_dropout(self, rates: list[float]) -> None:

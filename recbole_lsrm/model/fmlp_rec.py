@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import FeedForward
 from recbole.utils import InputType
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.next_item import tied_item_logits
 
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
@@ -72,7 +72,7 @@ class FMLPLayer(nn.Module):
         return self.ffn(self.filter(x, valid))
 
 
-class FMLPRec(SequentialRecommender):
+class FMLPRec(NextItemModel):
     r"""Filter-enhanced MLP over item IDs, last-position prediction, full cross-entropy."""
 
     input_type = InputType.POINTWISE
@@ -118,8 +118,8 @@ class FMLPRec(SequentialRecommender):
         if module is self.item_embedding:
             module.weight.data[0].zero_()
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        """(B, T) item ids and (B,) lengths -> (B, d) hidden state of each row's last item."""
+    def encode(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """(B, T) item ids and (B,) lengths -> (B, T, d) hidden state of every position."""
         T = item_seq.size(1)
         positions = torch.arange(T, device=item_seq.device)
         x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (B, T, d)
@@ -128,10 +128,17 @@ class FMLPRec(SequentialRecommender):
         valid = (positions[None, :] < item_seq_len[:, None]).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
         for layer in self.layers:
             x = layer(x, valid)
-        return self.gather_indexes(x, item_seq_len - 1)  # (B, d)
+        return x
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """(B, T) item ids and (B,) lengths -> (B, d) hidden state of each row's last item."""
+        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+
+    def hidden_states(self, interaction) -> torch.Tensor:
+        return self.encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # (B, T, d)
 
     def _seq_output(self, interaction) -> torch.Tensor:
-        return self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return self(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         logits = tied_item_logits(self._seq_output(interaction), self.item_embedding.weight).float()  # (B, n_items)

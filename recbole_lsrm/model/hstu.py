@@ -223,6 +223,8 @@ def truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 class HSTU(AllPositionDecoder):
     r"""HSTU blocks over item IDs, trained on every position of a window (SPEC 6)."""
 
+    size_keys = ("n_layers", "d_model", "gating")
+
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)  # sizes, layer_dropout, embeddings, scores
         self.attn_activation = _choice(config, "attn_activation", ATTN_ACTIVATIONS)
@@ -272,9 +274,9 @@ class HSTU(AllPositionDecoder):
         self._init_weights(config["initializer_range"])
 
     @classmethod
-    def paper_non_embedding_params(cls, config) -> int:
-        """N as the LSRM paper counts it (the blocks' weight matrices) for this config, not 12 L d^2."""
-        return non_embedding_params(config["n_layers"], config["d_model"], config["gating"])
+    def non_embedding_params_for(cls, sizes) -> int:
+        """N counted like LSRM's (the blocks' weight matrices): 5 L d^2 (4 L d^2 without gating), not 12 L d^2."""
+        return non_embedding_params(sizes["n_layers"], sizes["d_model"], sizes["gating"])
 
     def _check_timestamps(self, config, dataset) -> None:
         """The time bias needs raw timestamps in seconds, one per input item."""

@@ -71,6 +71,10 @@ class DecoderBlock(nn.Module):
 class LSRM(AllPositionDecoder):
     r"""Decoder-only transformer over item IDs, trained on every position (SPEC 2)."""
 
+    @classmethod
+    def non_embedding_params_for(cls, sizes) -> int:
+        return non_embedding_params(sizes["n_layers"], sizes["d_model"])
+
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)  # sizes, layer_dropout, embeddings
         self.blocks = nn.ModuleList(

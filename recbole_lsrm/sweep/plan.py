@@ -268,6 +268,7 @@ def _model_defaults(model: str) -> dict[str, Any]:
 def _size_axis(sweep: dict[str, str], model_class: type, model: str) -> list[dict[str, Any]]:
     """The sizes: dicts of label, size options, shape group and whether it is a reference shape."""
     from recbole_lsrm.config import available_scales
+    from recbole_lsrm.model.contract import uses_scale_presets
     from recbole_lsrm.scaling.shapes import (
         DEFAULT_TOLERANCE, build_shapes, parse_pairs, parse_ratios, target_size,
     )
@@ -279,7 +280,7 @@ def _size_axis(sweep: dict[str, str], model_class: type, model: str) -> list[dic
     for option in ("ratios", "pairs", "shape-tolerance"):
         if option in sweep and "shapes" not in sweep:
             raise ConfigError(f"--{option} belongs to a shape study: add --shapes=l8 (or a number of parameters)")
-    shaped = getattr(model_class, "uses_scale_presets", False)
+    shaped = uses_scale_presets(model_class)
     sizes: dict[str, dict[str, Any]] = {}
 
     def add(label: str, options: dict[str, Any], group: str | None = None, reference: bool = False) -> None:
@@ -472,7 +473,7 @@ def _data_paths(model_class: type, dataset: str, fractions: list[float], config_
 def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
     """Build every trial's config once: bad values fail now, not in the middle of the sweep."""
     from recbole_lsrm.config import LSRMConfig
-    from recbole_lsrm.model.lsrm import non_embedding_params
+    from recbole_lsrm.model.contract import paper_n
 
     for trial in trials:
         try:
@@ -483,7 +484,4 @@ def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
         if isinstance(d_model, int) and isinstance(n_heads, int) and n_heads > 0 and d_model % n_heads:
             raise ConfigError(f"trial {trial.key}: d_model {d_model} is not divisible by n_heads {n_heads}")
         trial.planned_epochs = int(config["epochs"])
-        if hasattr(model_class, "paper_non_embedding_params"):  # blocks not LSRM's (HSTU)
-            trial.planned_N = model_class.paper_non_embedding_params(config)
-        elif getattr(model_class, "uses_scale_presets", False):
-            trial.planned_N = non_embedding_params(config["n_layers"], config["d_model"])
+        trial.planned_N = paper_n(model_class, config)

@@ -19,11 +19,9 @@ import math
 import numpy as np
 import torch
 
-from recbole.data.interaction import Interaction
-
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals
-from recbole_lsrm.model.next_item import rank_items
+from recbole_lsrm.model.contract import append_items, is_plugin_model
 from recbole_lsrm.tasks.context import Sequences, TaskContext
 
 MAX_STEPS = 10
@@ -37,27 +35,6 @@ def trajectory_rank(generated: torch.Tensor, future: torch.Tensor, k: int) -> to
     return ((2.0**hits - 1.0) * discount).sum(dim=1) / discount.sum()
 
 
-def _append(inter: Interaction, item_field: str, length_field: str, items: torch.Tensor, width: int, suffix: str) -> None:
-    """Feed the generated items back: append to every input list (shift left when full)."""
-    lengths = inter[length_field]
-    rows = torch.arange(len(lengths), device=lengths.device)
-    full = lengths >= width
-    last = (lengths - 1).clamp(min=0)
-    for field in list(inter.columns):
-        if not field.endswith(suffix) or inter[field].dim() < 2:
-            continue
-        values = inter[field]
-        new = items.to(values.dtype) if field == item_field + suffix else values[rows, last]  # other fields repeat
-        values[full] = torch.roll(values[full], shifts=-1, dims=1)
-        values[rows, torch.where(full, width - 1, lengths)] = new
-    inter[length_field] = torch.clamp(lengths + 1, max=width)
-
-
-def ranks_in_chunks(model) -> bool:
-    """The plugin's models expose the user state and the item table: no score matrix needed."""
-    return hasattr(model, "full_sort_hidden") and hasattr(model, "item_table")
-
-
 def _padded(values: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
     """Ragged runs of ``values`` (one per row, ``lengths`` long) as a zero-padded (rows, max) tensor."""
     out = torch.zeros((len(lengths), max(int(lengths.max(initial=0)), 1)), dtype=torch.long)
@@ -69,43 +46,38 @@ def _padded(values: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(ctx: TaskContext, seq: Sequences, pos: np.ndarray, end: np.ndarray, steps: int) -> torch.Tensor:
-    """(B, steps) items generated after interaction ``end - 1`` of each user at ``pos``.
+    """(B, steps) items generated after interaction ``end - 1`` of each user at ``pos``; an item
+    of the user's history is never generated.
 
-    The plugin's models pick each item with :func:`rank_items` (items scored in chunks, the
-    user's history and the items generated so far excluded), so memory stays within the
-    evaluation's bound; RecBole's models through their (users, n_items) score matrix.
+    The plugin's models generate with :meth:`NextItemModel.generate` (items ranked in chunks,
+    so memory stays within the evaluation's bound); RecBole's models through their (users,
+    n_items) score matrix.
     """
     model, device = ctx.model.eval(), ctx.trainer.device
     iid, length_field, suffix = ctx.dataset.iid_field, ctx.dataset.item_list_length_field, ctx.config["LIST_SUFFIX"]
-    ranked = ranks_in_chunks(model)
-    chunk = getattr(ctx.trainer, "eval_item_chunk", None)
+    chunk = ctx.trainer.full_sort.settings.item_chunk  # eval_item_chunk
     out = []
     batch = ctx.config["eval_batch_size"]
     for lo in range(0, len(pos), batch):
         p, e = pos[lo:lo + batch], end[lo:lo + batch]
         inter = seq.rows(e, seq.starts[p]).to(device)
-        # Items already in the user's history may not be generated.
         n_hist = e - seq.starts[p]
         hist_idx = np.repeat(seq.starts[p], n_hist) + (np.arange(n_hist.sum()) - np.repeat(np.cumsum(n_hist) - n_hist, n_hist))
         history = _padded(seq.items[hist_idx], n_hist).to(device)  # (B, H), 0 = nothing
+        if is_plugin_model(model):
+            out.append(model.generate(inter, steps, exclude=history, chunk=chunk).cpu())
+            continue
+        banned = torch.zeros(len(p), ctx.n_items, dtype=torch.bool, device=device)
+        banned.scatter_(1, history, True)
+        banned[:, 0] = True
         generated = []
-        if not ranked:
-            banned = torch.zeros(len(p), ctx.n_items, dtype=torch.bool, device=device)
-            banned.scatter_(1, history, True)
-            banned[:, 0] = True
         for _ in range(steps):
-            if ranked:
-                exclude = torch.cat([history, *(g[:, None] for g in generated)], dim=1)
-                _, top, _ = rank_items(model.full_sort_hidden(inter).float(), model.item_table().float(), 1,
-                                       exclude=exclude, chunk=chunk)
-                nxt = top[:, 0]
-            else:
-                scores = model.full_sort_predict(inter).float().view(len(p), -1)
-                scores[banned] = -math.inf
-                nxt = scores.argmax(dim=1)
-                banned[torch.arange(len(p), device=device), nxt] = True
+            scores = model.full_sort_predict(inter).float().view(len(p), -1)
+            scores[banned] = -math.inf
+            nxt = scores.argmax(dim=1)
+            banned[torch.arange(len(p), device=device), nxt] = True
             generated.append(nxt)
-            _append(inter, iid, length_field, nxt, seq.max_len, suffix)
+            append_items(inter, iid, suffix, length_field, nxt, seq.max_len)
         out.append(torch.stack(generated, dim=1).cpu())
     return torch.cat(out) if out else torch.zeros(0, steps, dtype=torch.long)
 

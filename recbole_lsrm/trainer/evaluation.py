@@ -1,7 +1,7 @@
 """Full-sort evaluation for LSRMTrainer: ranking in item chunks, split between processes.
 
-Models that expose ``full_sort_hidden`` (the user's state) and ``item_table`` (the tied item
-embedding) are ranked by ``rank_items``: items are scored in chunks with a running top-k and
+The plugin's models (:class:`~recbole_lsrm.model.contract.NextItemModel`: the user's state
+``full_sort_hidden`` times the tied ``item_table``) are ranked by ``rank_items``: items are scored in chunks with a running top-k and
 log-sum-exp, in fp32, so no (users, n_items) matrix exists and bf16 ties do not reorder
 items. Other models (RecBole's) get RecBole's score matrix. Both fill the same collector
 entries, so the metrics cannot tell them apart.
@@ -22,6 +22,7 @@ from recbole.utils import set_color
 
 from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.evaluation.intervals import per_user_metrics
+from recbole_lsrm.model.contract import is_plugin_model
 from recbole_lsrm.model.decoder import optional_positive_int
 from recbole_lsrm.model.next_item import rank_items
 
@@ -73,7 +74,7 @@ class FullSortEvaluation:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
 
     def score_matrix_batch(self, batched_data, n_items: int):
-        """RecBole's way: the (users, n_items) score matrix, for models without full_sort_hidden."""
+        """RecBole's way: the (users, n_items) score matrix, for RecBole's models."""
         interaction, history_index, positive_u, positive_i = batched_data
         interaction = interaction.to(self.device)
         with self._autocast():
@@ -95,10 +96,8 @@ class FullSortEvaluation:
         return history_index is None and torch.equal(positive_u, torch.arange(len(interaction)))
 
     def _ranks_in_chunks(self, batched_data) -> bool:
-        model = self.model
         return (
-            hasattr(model, "full_sort_hidden")
-            and hasattr(model, "item_table")
+            is_plugin_model(self.model)
             and self.collector.ranks_from_top_k()
             and self._one_target_per_row(batched_data)
         )
