@@ -26,7 +26,7 @@ import yaml
 
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.options import check_options
+from recbole_lsrm.options import check_config, check_options
 
 compat.numpy_aliases()
 import recbole  # noqa: E402
@@ -264,9 +264,13 @@ class LSRMConfig(Config):
                 self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
 
     def _set_default_parameters(self) -> None:
-        # The user's values (config files, command line), against the property files' types.
+        # The user's values first, on their own: RecBole reads some of them below.
         check_options(self.external_config_dict, PROPERTIES_DIR)
         super()._set_default_parameters()
         final = self.final_config_dict
+        from recbole_lsrm.tasks import resolve_task_settings  # the tasks import the data layer, which imports this
+
+        resolve_task_settings(final)
+        check_config(final, self.model, PROPERTIES_DIR)
         final["data_path"] = os.path.abspath(final["data_path"])
         final["checkpoint_dir"] = os.path.abspath(final["checkpoint_dir"])

@@ -1,10 +1,20 @@
-"""The options' schema: the ``# (type)`` tags of the plugin's property files, checked once.
+"""The options' schema, checked once, when :class:`~recbole_lsrm.config.LSRMConfig` is built.
 
-Every key in ``properties/`` carries a comment ``# (type) meaning``; the type is read from
-there (one source, next to the default), so ``--epochs=abc`` or ``--learning_rate=[1, 2]`` is
-refused with the key, the expected type and the value before anything is built. ``~`` is
-accepted where some property file's default is ``~`` or its comment says what ``~`` means.
-:data:`RANGES` adds the bounds that a type alone cannot say (a learning rate must be positive).
+Every value of the final config (the property files, the recipe and scale presets, the user's
+files and ``--key=value``) is checked here, so a module that reads an option can trust it:
+
+- types: every key in ``properties/`` carries a comment ``# (type) meaning``; the type is read
+  from there (one source, next to the default), so ``--epochs=abc`` or ``--learning_rate=[1, 2]``
+  is refused with the key, the expected type and the value. ``~`` is accepted where some
+  property file's default is ``~`` or its comment says what ``~`` means;
+- :data:`RANGES`: the bounds a type cannot say (a learning rate must be positive);
+- :data:`CHOICES`: the names a string option accepts (the modules that read them import the
+  tuples from here), and :data:`MODEL_CHOICES` for one model's own keys;
+- :data:`RULES`: what holds across keys (d_model divisible by n_heads, one dropout rate per
+  layer, a validation metric that is computed, ...).
+
+What needs the data (a sampled softmax larger than the catalogue, timestamps that a time bias
+needs) is checked where the data is read.
 """
 
 from __future__ import annotations
@@ -36,15 +46,44 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     **{key: POSITIVE for key in (
         "epochs", "n_layers", "d_model", "n_heads", "hidden_size", "inner_size", "train_batch_size",
         "eval_batch_size", "MAX_ITEM_LIST_LENGTH", "learning_rate", "sgd_lr", "stopping_step",
-        "switch_patience", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws", "layer_norm_eps", "initializer_range",
+        "switch_patience", "switch_epoch", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws",
+        "layer_norm_eps", "initializer_range", "temperature", "window_stride", "ce_chunk_size", "sampled_softmax",
+        "eval_item_chunk", "attention_divisor",
     )},
-    **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay")},
-    **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob")},
+    **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay", "trajectory_holdout")},
+    **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob", "cold_start_users")},
 }
+
+# The names a string option accepts.
+SIMILARITIES = ("dot", "cosine")
+NEGATIVE_DRAWS = ("batch", "position")
+ATTN_ACTIVATIONS = ("silu", "softmax")
+RAB_KINDS = ("none", "position", "position_time")
+TIME_QUERIES = ("input", "target")
+LAYER_NORMS = ("affine", "plain")
+HSTU_INITS = ("plugin", "reference")
+TIME_ORDERS = ("recbole", "exact")
+WINDOW_LOSSES = ("all", "new")
+TRAIN_WINDOWS = ("all", "last")
+ADAM_PHASE_LEARNERS = ("adam", "adamw")
+LR_SCHEDULERS = ("constant", "cosine")
+DROPOUT_SCHEDULES = ("constant", "early", "late")
+HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
+CHOICES: dict[str, tuple[str, ...]] = {
+    "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,
+    "rab": RAB_KINDS, "time_query": TIME_QUERIES, "layer_norm": LAYER_NORMS, "hstu_init": HSTU_INITS,
+    "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
+    "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
+}
+# Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
+MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act": HIDDEN_ACTIVATIONS}}
+# Compared without case, as RecBole does.
+CASE_FREE = frozenset({"learner"})
 
 
 def _kinds_of(tag: str) -> list[str]:
-    words = [w.strip() for w in re.split(r",|\bor\b", tag) if w.strip()]
+    """``float, list or {start, end}`` -> ["float", "list", "{start, end}"] (a {...} is one word)."""
+    words = [w.strip() for w in re.findall(r"\{[^}]*\}|[^,{]+", tag) for w in re.split(r"\bor\b", w)]
     return [w for w in words if w in _KINDS]
 
 
@@ -96,7 +135,74 @@ def check_option(key: str, value: Any, properties_dir: Path) -> None:
             raise ConfigError(f"{key} must be {want}, got {value!r}")
 
 
+def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    given = value.lower() if key in CASE_FREE and isinstance(value, str) else value
+    if given not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def check_options(values: Mapping[str, Any], properties_dir: Path) -> None:
-    """Check every value whose key the schema or :data:`RANGES` knows."""
+    """Check each value's type, range and choice on its own (no rule across keys)."""
     for key, value in values.items():
         check_option(key, value, properties_dir)
+        if key in CHOICES and value is not None:
+            check_choice(key, value, CHOICES[key])
+
+
+# --- rules across keys -----------------------------------------------------------------------
+def _heads_divide_width(config: Mapping[str, Any]) -> None:
+    if "d_model" in config and "n_heads" in config and config["d_model"] % config["n_heads"]:
+        raise ConfigError(f"d_model={config['d_model']} must be divisible by n_heads={config['n_heads']}")
+
+
+def _one_dropout_rate_per_layer(config: Mapping[str, Any]) -> None:
+    if "layer_dropout" in config and "n_layers" in config:
+        from recbole_lsrm.model.dropout import resolve_layer_dropout
+
+        resolve_layer_dropout(config["layer_dropout"], config["n_layers"])
+
+
+def _window_within_the_input(config: Mapping[str, Any]) -> None:
+    stride, length = config.get("window_stride"), config.get("MAX_ITEM_LIST_LENGTH")
+    if stride is not None and length is not None and stride > length:
+        raise ConfigError(f"window_stride must be an integer in [1, MAX_ITEM_LIST_LENGTH={length}], got {stride!r}")
+
+
+def _two_adam_betas(config: Mapping[str, Any]) -> None:
+    betas = config.get("adam_betas")
+    if betas is not None and (
+        not isinstance(betas, list) or len(betas) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+    ):
+        raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {betas!r}")
+
+
+def _an_sgd_epoch_after_the_switch(config: Mapping[str, Any]) -> None:
+    at, epochs = config.get("switch_epoch"), config.get("epochs")
+    if at is not None and epochs is not None and at >= epochs:
+        raise ConfigError(f"switch_epoch={at} leaves no SGD epoch within epochs={epochs}")
+
+
+def _valid_metric_is_computed(config: Mapping[str, Any]) -> None:
+    metric, metrics, topk = config.get("valid_metric"), config.get("metrics"), config.get("topk")
+    if not isinstance(metric, str) or metrics is None or topk is None:
+        return
+    name, _, k = metric.lower().partition("@")
+    if name not in [m.lower() for m in metrics] or (k and (not k.isdigit() or int(k) not in topk)):
+        raise ConfigError(f"valid_metric {metric} is not computed: metrics are {metrics} with topk {topk}")
+
+
+RULES = (
+    _heads_divide_width, _one_dropout_rate_per_layer, _window_within_the_input, _two_adam_betas,
+    _an_sgd_epoch_after_the_switch, _valid_metric_is_computed,
+)
+
+
+def check_config(config: Mapping[str, Any], model: str, properties_dir: Path) -> None:
+    """Check a final config: every value on its own, then :data:`RULES` across keys."""
+    check_options(config, properties_dir)
+    for key, allowed in MODEL_CHOICES.get(model, {}).items():
+        if key in config:
+            check_choice(key, config[key], allowed)
+    for rule in RULES:
+        rule(config)

@@ -27,7 +27,7 @@ from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
 from recbole_lsrm.model.contract import parameter_counts
-from recbole_lsrm.tasks import TaskContext, resolve_task_settings, run_tasks
+from recbole_lsrm.tasks import SPLIT_SETTINGS, TaskContext, parse_tasks, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 
 DEFAULT_MODEL = "LSRM"
@@ -106,11 +106,10 @@ def run(
     register_metrics()
     model_class = get_model_class(model)
     check_keys(options, model, dataset, config_files)
-    config = LSRMConfig(model_class, dataset, config_files, options)
-    task_names = resolve_task_settings(config)
-    # Stored with the run: a checkpoint must be tested on the split it was trained on.
-    options["cold_start_users"] = config["cold_start_users"]
-    options["trajectory_holdout"] = config["trajectory_holdout"]
+    config = LSRMConfig(model_class, dataset, config_files, options)  # task settings resolved
+    task_names, _ = parse_tasks(config["tasks"])
+    # The resolved split is stored with the run: a checkpoint is tested on the split it was trained on.
+    options = {**options, **{key: config[key] for key in SPLIT_SETTINGS}}
     group = config["process_group"]
     check_distributed(config, model_class)  # before joining: a refusal must not leave others waiting
     init_logging(config["state"] if group.is_main else "ERROR")  # one log: process 0's

@@ -57,8 +57,6 @@ def test_processes_split_each_global_batch():
 def test_window_placement_options():
     windows = _Windows(5).inter_feat
     assert place_on_device(True, windows, torch.device("cpu")) is False  # nothing to move to
-    with pytest.raises(ConfigError, match="windows_on_device must be true, false or ~"):
-        place_on_device("gpu", windows, torch.device("cpu"))
     ids = torch.tensor([[0, 5, 2**31 - 1]])
     assert _stored(ids, compact=True).dtype == torch.int32
     assert torch.equal(_stored(ids, compact=True).long(), ids)
@@ -113,8 +111,6 @@ def test_compiled_model_trains_like_the_eager_one(tiny_dataset, run_options):
     compiled = run("LSRM", "cyclic", options={**options, "compile": True})
     assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-4)
     assert compiled["test"]["celoss"] == pytest.approx(eager["test"]["celoss"], rel=1e-4)
-    with pytest.raises(ConfigError, match="compile must be true or false"):
-        run("LSRM", "cyclic", options={**options, "compile": "yes"})
 
 
 @pytest.mark.slow

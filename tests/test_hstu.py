@@ -141,21 +141,6 @@ def test_without_gating_u_is_absent():
     assert all(p.grad is not None for p in plain.blocks.parameters())
 
 
-@pytest.mark.parametrize(
-    "option,value,message",
-    [
-        ("attn_activation", "relu", "attn_activation must be one of silu, softmax, got 'relu'"),
-        ("rab", "time", "rab must be one of none, position, position_time, got 'time'"),
-        ("gating", "yes", "gating must be true or false, got 'yes'"),
-        ("num_time_buckets", 0, "num_time_buckets must be a positive integer"),
-        ("n_heads", 3, "divisible"),
-    ],
-)
-def test_invalid_switch_values_are_config_errors(option, value, message):
-    with pytest.raises(ConfigError, match=message):
-        make_model(**{option: value})
-
-
 def test_time_bias_needs_raw_timestamps():
     with pytest.raises(ConfigError, match="rab: position_time needs the timestamp.*set rab: position"):
         make_model(_Dataset(with_timestamps=False), rab="position_time")

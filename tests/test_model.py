@@ -115,16 +115,9 @@ def test_dropout_schedule():
     assert rates_for_epoch(rates, "early", 2, 2) == [0.0, 0.0]
     assert rates_for_epoch(rates, "late", 1, 2) == [0.0, 0.0]
     assert rates_for_epoch(rates, "late", 2, 2) == rates
-    with pytest.raises(ConfigError, match="dropout_schedule"):
-        rates_for_epoch(rates, "sometimes", 0, 1)
 
 
-def test_heads_must_divide_d_model():
-    with pytest.raises(ConfigError, match="divisible"):
-        make_model(d_model=30, n_heads=4)
 
-
-# --- the model contract (model/contract.py) ---------------------------------------------
 def test_the_model_states_its_size_and_flops():
     from recbole_lsrm.model.contract import counted_non_embedding_params, paper_n, parameter_counts
 

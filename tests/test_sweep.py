@@ -91,7 +91,7 @@ def test_other_models_sweep_layers_and_count_their_parameters(tiny_dataset, tmp_
         (["--model=Nope", "--n-layers=1"], {}, "unknown model 'Nope'"),
         (["--model=GRU4Rec", "--n-layers=1"], {"d_model": None, "n_heads": None}, "GRU4Rec does not have"),
         (["--n-layers=1", "scales=l2"], {}, "options are written --key=value"),
-        (["--n-layers=1"], {"n_heads": 3}, "trial nl1-f100-s2020: d_model 16 is not divisible by n_heads 3"),
+        (["--n-layers=1"], {"n_heads": 3}, "d_model=16 must be divisible by n_heads=3"),
     ],
 )
 def test_bad_input_is_a_clear_error_without_traceback(tiny_dataset, tmp_path, capsys, extra, options, message):

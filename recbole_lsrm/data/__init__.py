@@ -75,7 +75,6 @@ def prepare_dataloaders(config, dataset, model_class: type):
     group = config["process_group"]
     if uses_windows(model_class) and set(config["eval_args"]["mode"].values()) != {"full"}:
         raise ConfigError("all-position training evaluates with full ranking: set eval_args mode: full")
-    check_distributed(config, model_class)
     built = dataset.build()
     if uses_windows(model_class):
         train = WindowBatches(config, built[0], config["device"], group)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recbole_lsrm.errors import ConfigError
 
 
 def user_spans(uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,20 +29,12 @@ def user_spans(uids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, lengths
 
 
-def check_task_settings(cold_start_users, trajectory_holdout) -> None:
-    if isinstance(cold_start_users, bool) or not isinstance(cold_start_users, (int, float)) or not 0 <= cold_start_users < 1:
-        raise ConfigError(f"cold_start_users must be a fraction in [0, 1), got {cold_start_users!r}")
-    if isinstance(trajectory_holdout, bool) or not isinstance(trajectory_holdout, int) or trajectory_holdout < 0:
-        raise ConfigError(f"trajectory_holdout must be a non-negative integer, got {trajectory_holdout!r}")
-
-
 class TaskHoldOutMixin:
     """Sort by user and time, keep everything in ``raw_inter_feat``, train on the rest."""
 
     def _hold_out_for_tasks(self) -> None:
         fraction = self.config["cold_start_users"] or 0.0
         holdout = self.config["trajectory_holdout"] or 0
-        check_task_settings(fraction, holdout)
         self.sort(by=[self.uid_field, self.time_field], ascending=True)
         self.raw_inter_feat = self.inter_feat
         uids = self.inter_feat[self.uid_field].numpy()

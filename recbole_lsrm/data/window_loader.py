@@ -33,8 +33,6 @@ def tensors_bytes(tensors) -> int:
 
 def place_on_device(setting, interaction: Interaction, device: torch.device) -> bool:
     """Resolve ``windows_on_device`` (True, False or ~ for automatic) for this device."""
-    if setting is not None and not isinstance(setting, bool):
-        raise ConfigError(f"windows_on_device must be true, false or ~, got {setting!r}")
     if device.type == "cpu":
         return False
     if setting is not None:
@@ -64,8 +62,6 @@ class WindowBatches:
         self.dataset = self._dataset = dataset
         self.group = group or ProcessGroup()
         self.batch_size = config["train_batch_size"]
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"train_batch_size must be a positive integer, got {self.batch_size!r}")
         if self.batch_size < self.group.world_size:
             raise ConfigError(
                 f"train_batch_size={self.batch_size} is the global batch: it must be at least the "

@@ -17,24 +17,13 @@ from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tie
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
-SIMILARITIES = ("dot", "cosine")
-NEGATIVE_DRAWS = ("batch", "position")
 
 
-def setting(config, key: str, default):
-    """``config[key]``, or ``default`` where it is unset (~) or absent (a config written before the key existed)."""
+def setting(config, key: str, default=None):
+    """``config[key]``, or ``default`` where it is unset (~) or absent (a config written before the
+    key existed). Values are checked once, when the config is built (recbole_lsrm.options)."""
     value = config[key] if key in config else None
     return default if value is None else value
-
-
-def optional_positive_int(config, key: str) -> int | None:
-    """A config value that is either unset (~) or a positive integer."""
-    value = config[key] if key in config else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer or ~, got {value!r}")
-    return value
 
 
 class AllPositionDecoder(NextItemModel):
@@ -50,32 +39,23 @@ class AllPositionDecoder(NextItemModel):
         self.n_layers = config["n_layers"]
         self.d_model = config["d_model"]
         self.n_heads = config["n_heads"]
-        if self.d_model % self.n_heads != 0:
-            raise ConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         self.layer_dropout = resolve_layer_dropout(config["layer_dropout"], self.n_layers)
         self.TARGET_SEQ = target_list_field(config)
         self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
         self.embedding_dropout = Dropout()  # at the bottom layer's rate
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
-        self.ce_chunk_size = optional_positive_int(config, "ce_chunk_size")
-        self.sampled_softmax = optional_positive_int(config, "sampled_softmax")
+        self.ce_chunk_size = setting(config, "ce_chunk_size")
+        self.sampled_softmax = setting(config, "sampled_softmax")
         if self.sampled_softmax is not None and self.sampled_softmax >= self.n_items - 1:
             raise ConfigError(
                 f"sampled_softmax={self.sampled_softmax} negatives needs more than {self.n_items - 1} items: "
                 "use the full softmax (sampled_softmax: ~)"
             )
         self.sampled_negatives = setting(config, "sampled_negatives", "batch")
-        if self.sampled_negatives not in NEGATIVE_DRAWS:
-            raise ConfigError(f"sampled_negatives must be one of {', '.join(NEGATIVE_DRAWS)}, got {self.sampled_negatives!r}")
         # Scores: hidden . item (dot), or both L2-normalised (cosine, HSTU's reference), over a temperature.
         self.similarity = setting(config, "similarity", "dot")
-        if self.similarity not in SIMILARITIES:
-            raise ConfigError(f"similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}")
-        self.temperature = setting(config, "temperature", 1.0)
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
-        self.temperature = float(self.temperature)
+        self.temperature = float(setting(config, "temperature", 1.0))
 
     # --- what subclasses define -------------------------------------------------------
     # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate;

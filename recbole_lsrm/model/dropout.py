@@ -17,7 +17,6 @@ from typing import Any
 
 from recbole_lsrm.errors import ConfigError
 
-DROPOUT_SCHEDULES = ("constant", "early", "late")
 
 
 def _check_rate(rate: Any, what: str) -> float:
@@ -48,16 +47,8 @@ def resolve_layer_dropout(layer_dropout: Any, n_layers: int) -> list[float]:
     return [_check_rate(layer_dropout, "layer_dropout")] * n_layers
 
 
-def check_schedule(schedule: str, schedule_epochs: int) -> None:
-    if schedule not in DROPOUT_SCHEDULES:
-        raise ConfigError(f"dropout_schedule must be one of {', '.join(DROPOUT_SCHEDULES)}, got {schedule!r}")
-    if schedule != "constant" and (not isinstance(schedule_epochs, int) or schedule_epochs < 0):
-        raise ConfigError(f"dropout_schedule_epochs must be a non-negative integer, got {schedule_epochs!r}")
-
-
 def rates_for_epoch(rates: list[float], schedule: str, epoch: int, schedule_epochs: int) -> list[float]:
     """The per-layer rates in force during ``epoch`` (0-based) under ``schedule``."""
-    check_schedule(schedule, schedule_epochs)
     if schedule == "early":
         return list(rates) if epoch < schedule_epochs else [0.0] * len(rates)
     if schedule == "late":

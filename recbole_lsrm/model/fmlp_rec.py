@@ -30,11 +30,9 @@ from torch import nn
 from recbole.model.layers import FeedForward
 from recbole.utils import InputType
 
-from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.next_item import tied_item_logits
 
-HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 
 
 class FilterLayer(nn.Module):
@@ -86,14 +84,6 @@ class FMLPRec(NextItemModel):
         self.hidden_act = config["hidden_act"]
         self.layer_norm_eps = config["layer_norm_eps"]
         self.initializer_range = config["initializer_range"]
-        for key in ("n_layers", "hidden_size", "inner_size"):
-            value = config[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        if self.hidden_act not in HIDDEN_ACTIVATIONS:
-            raise ConfigError(f"hidden_act must be one of {', '.join(HIDDEN_ACTIVATIONS)}, got {self.hidden_act!r}")
-        if not 0.0 <= self.hidden_dropout_prob < 1.0:
-            raise ConfigError(f"hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob!r}")
 
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)

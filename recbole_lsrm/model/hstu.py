@@ -53,13 +53,8 @@ from torch import nn
 from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
-from recbole_lsrm.model.decoder import AllPositionDecoder, optional_positive_int, setting
+from recbole_lsrm.model.decoder import AllPositionDecoder, setting
 
-ATTN_ACTIVATIONS = ("silu", "softmax")
-RAB_KINDS = ("none", "position", "position_time")
-TIME_QUERIES = ("input", "target")
-LAYER_NORMS = ("affine", "plain")
-INITS = ("plugin", "reference")
 # The reference implementation's buckets: floor(ln(max(|dt|, 1)) / 0.301), so each bucket is
 # e^0.301 = 1.35 times wider than the one before (1 s, 1 min, 1 h, 1 day: buckets 0, 13, 27, 37).
 TIME_BUCKET_LOG_WIDTH = 0.301
@@ -208,13 +203,6 @@ class HSTUBlock(nn.Module):
         return x + self.proj(self.dropout(out))
 
 
-def _choice(config, key: str, allowed: tuple[str, ...]) -> str:
-    value = config[key]
-    if value not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
 def truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """N(0, std^2) truncated at two standard deviations (the reference's item initialisation)."""
     return nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)
@@ -227,32 +215,25 @@ class HSTU(AllPositionDecoder):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)  # sizes, layer_dropout, embeddings, scores
-        self.attn_activation = _choice(config, "attn_activation", ATTN_ACTIVATIONS)
-        self.rab_kind = _choice(config, "rab", RAB_KINDS)
+        self.attn_activation = config["attn_activation"]
+        self.rab_kind = config["rab"]
         self.gating = config["gating"]
-        if not isinstance(self.gating, bool):
-            raise ConfigError(f"gating must be true or false, got {self.gating!r}")
         settings = {
             "input_scale": False, "hstu_init": "plugin", "layer_norm": "affine", "uvqk_bias": True,
             "final_layer_norm": True, "time_query": "input", "rab_per_block": False,
         }
         for key, default in settings.items():
             settings[key] = setting(config, key, default)
-        for key, allowed in (("hstu_init", INITS), ("layer_norm", LAYER_NORMS), ("time_query", TIME_QUERIES)):
-            if settings[key] not in allowed:
-                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {settings[key]!r}")
         self.input_scale = math.sqrt(self.d_model) if settings["input_scale"] else 1.0
         self.hstu_init = settings["hstu_init"]
         self.time_query = settings["time_query"]
-        self.attention_divisor = optional_positive_int(config, "attention_divisor") or self.max_seq_length
+        self.attention_divisor = setting(config, "attention_divisor", self.max_seq_length)
         self.TIME_FIELD = config["TIME_FIELD"]
         self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
         self.TARGET_TIME_SEQ = target_time_list_field(config)
         num_time_buckets = None
         if self.rab_kind == "position_time":
             num_time_buckets = config["num_time_buckets"]
-            if isinstance(num_time_buckets, bool) or not isinstance(num_time_buckets, int) or num_time_buckets < 1:
-                raise ConfigError(f"num_time_buckets must be a positive integer, got {num_time_buckets!r}")
             self._check_timestamps(config, dataset)
         self.num_time_buckets = num_time_buckets
 

@@ -71,15 +71,15 @@ def _fit(args: argparse.Namespace) -> int:
     predict = [p.strip() for p in args.predict.split(",") if p.strip()]
     report = write_report(args.results, args.out, predict, args.metric, args.fix_E, args.bootstrap)
     for entry in report.size_fits:
-        if entry["status"] == "ok":
-            fit = entry["fit"]
-            print(f"{entry['name']}: E = {fit['E']:.4f}, N0 = {fit['N0']:.4g}, alpha = {fit['alpha']:.4f} "
-                  f"(fitted on {', '.join(entry['fit_on'])})")
-            for p in entry["points"]:
-                if p["role"] == "held out":
-                    print(f"  {p['size']}: predicted {p['predicted']:.4f}, actual {p['loss']:.4f}, error {p['error_pct']:+.2f}%")
+        if entry.ok:
+            fit = entry.fit
+            print(f"{entry.name}: E = {fit.E:.4f}, N0 = {fit.N0:.4g}, alpha = {fit.alpha:.4f} "
+                  f"(fitted on {', '.join(entry.fit_on)})")
+            for p in entry.points:
+                if p.role == "held out":
+                    print(f"  {p.size}: predicted {p.predicted:.4f}, actual {p.loss:.4f}, error {p.error_pct:+.2f}%")
         else:
-            print(f"{entry['name']}: fit refused: {entry['reason']}", file=sys.stderr)
+            print(f"{entry.name}: fit refused: {entry.reason}", file=sys.stderr)
     print(f"wrote {report.fits_json}\nwrote {report.markdown}")
     if not report.any_fit:
         print("error: no scaling law could be fitted (see above)", file=sys.stderr)
@@ -110,7 +110,7 @@ def _fit_joint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from recbole_lsrm.scaling.joint_report import run_joint, save_joint
-    from recbole_lsrm.scaling.report import load_results
+    from recbole_lsrm.scaling.analysis import load_results
 
     if args.samples < 0:
         raise SystemExit("error: --samples must be >= 0")

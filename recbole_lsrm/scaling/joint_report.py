@@ -21,7 +21,8 @@ import pandas as pd
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.fit import FitError
-from recbole_lsrm.scaling.report import _num, figure
+from recbole_lsrm.scaling.markdown import number
+from recbole_lsrm.scaling.plots import figure
 from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, FLOPS_PER_PARAMETER_AND_TARGET, JointFit, fit_joint, holdout_errors
 
 METRIC = "test_ce_loss"
@@ -106,8 +107,8 @@ def markdown(result: JointResult) -> list[str]:
               "| left out | trials | joint law | per-fraction L(N) |", "|---|---|---|---|"]
     for e in result.holdout:
         what = f"N = {e['value']:,.0f}" if e["left_out"] == "size" else f"fraction {e['value']:.0%}"
-        joint = _num(e["joint_error_pct"], 2) if e["joint_error_pct"] is not None else f"refused ({e.get('joint_refused', '')})"
-        per = _num(e["per_fraction_error_pct"], 2) if e["per_fraction_error_pct"] is not None else (
+        joint = number(e["joint_error_pct"], 2) if e["joint_error_pct"] is not None else f"refused ({e.get('joint_refused', '')})"
+        per = number(e["per_fraction_error_pct"], 2) if e["per_fraction_error_pct"] is not None else (
             "cannot (no data of that fraction)" if e["left_out"] == "fraction" else "cannot (< 3 other sizes)")
         lines.append(f"| {what} | {e['trials']} | {joint} | {per} |")
     lines.append("")

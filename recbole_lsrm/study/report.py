@@ -35,9 +35,8 @@ import pandas as pd
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
-from recbole_lsrm.scaling.report import (
-    fit_sizes, load_results, plot_data_sizes, plot_repetition, plot_size_fit, repetition_curves,
-)
+from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
+from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
 
 METRIC = "test_ce_loss"
 VARIANTS = ("both", "no-lad", "no-so", "neither")
@@ -121,17 +120,17 @@ def _size_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], f
     )
     lines.append("")
     for entry in entries:
-        fits[f"{name}: {entry['name']}"] = {k: v for k, v in entry.items() if not k.startswith("_")}
-        if entry["status"] == "ok":
-            fit = entry["fit"]
-            ci = fit.get("ci95") or {}
+        fits[f"{name}: {entry.name}"] = entry.to_dict()
+        if entry.ok:
+            fit = entry.fit
+            ci = fit.ci95
             lines.append(
-                f"Fit ({entry['name']}): E = {_f(fit['E'])}, N0 = {fit['N0']:.4g}, alpha = {_f(fit['alpha'])}"
+                f"Fit ({entry.name}): E = {_f(fit.E)}, N0 = {fit.N0:.4g}, alpha = {_f(fit.alpha)}"
                 + (f" (alpha 95% [{_f(ci['alpha'][0])}, {_f(ci['alpha'][1])}])" if ci.get("alpha") else "")
                 + "."
             )
         else:
-            lines.append(f"Fit ({entry['name']}) refused: {entry['reason']}")
+            lines.append(f"Fit ({entry.name}) refused: {entry.reason}")
         path = out / f"{name}-fit.png"
         plots.append(plot_size_fit(entry, METRIC, path))
         lines += ["", f"![L(N) {name}]({path.name})", ""]
@@ -139,12 +138,12 @@ def _size_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], f
     return lines
 
 
-def _predicted(entries: list[dict], size: str) -> list[str]:
+def _predicted(entries: list[SizeFit], size: str) -> list[str]:
     for entry in entries:
-        for p in entry["points"]:
-            if p["size"] == size and p["predicted"] is not None:
-                ci = p.get("predicted_ci95")
-                return [_f(p["predicted"]) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""), f"{p['error_pct']:+.2f}%"]
+        for p in entry.points:
+            if p.size == size and p.predicted is not None:
+                ci = p.predicted_ci95
+                return [_f(p.predicted) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""), f"{p.error_pct:+.2f}%"]
     return ["-", "-"]
 
 
@@ -171,10 +170,10 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
         lines.append("")
     entries = fit_sizes(rows, METRIC, [])
     for entry in entries:
-        fits[f"{name}: {entry['name']}"] = {k: v for k, v in entry.items() if not k.startswith("_")}
-        status = (f"E = {_f(entry['fit']['E'])}, N0 = {entry['fit']['N0']:.4g}, alpha = {_f(entry['fit']['alpha'])}"
-                  if entry["status"] == "ok" else f"refused: {entry['reason']}")
-        lines.append(f"- fit, {entry['name']}: {status}")
+        fits[f"{name}: {entry.name}"] = entry.to_dict()
+        status = (f"E = {_f(entry.fit.E)}, N0 = {entry.fit.N0:.4g}, alpha = {_f(entry.fit.alpha)}"
+                  if entry.ok else f"refused: {entry.reason}")
+        lines.append(f"- fit, {entry.name}: {status}")
     lines.append("")
     if len(entries) > 1:
         path = out / f"{name}-data-size.png"

@@ -480,8 +480,5 @@ def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
             config = LSRMConfig(model_class, trial.dataset, trial.config_files, trial.options)
         except ConfigError as err:
             raise ConfigError(f"trial {trial.key}: {err}") from None
-        d_model, n_heads = config["d_model"], config["n_heads"]
-        if isinstance(d_model, int) and isinstance(n_heads, int) and n_heads > 0 and d_model % n_heads:
-            raise ConfigError(f"trial {trial.key}: d_model {d_model} is not divisible by n_heads {n_heads}")
         trial.planned_epochs = int(config["epochs"])
         trial.planned_N = paper_n(model_class, config)

@@ -25,10 +25,12 @@ TASKS: dict[str, ModuleType] = {
     "robustness": robustness,
     "trajectory": trajectory,
 }
+# The data split settings the tasks resolve (stored with a run, fixed when it resumes).
+SPLIT_SETTINGS = ("cold_start_users", "trajectory_holdout")
 # Metrics every task reads from the run's evaluation.
 NEEDED_METRICS = ("hit", "ndcg", "coverage")
 
-__all__ = ["TASKS", "TaskContext", "parse_tasks", "resolve_task_settings", "run_tasks"]
+__all__ = ["SPLIT_SETTINGS", "TASKS", "TaskContext", "parse_tasks", "resolve_task_settings", "run_tasks"]
 
 
 def parse_tasks(value: Any) -> tuple[list[str], bool]:
@@ -44,11 +46,12 @@ def parse_tasks(value: Any) -> tuple[list[str], bool]:
     return names, False
 
 
-def resolve_task_settings(config) -> list[str]:
-    """Check ``tasks`` and settle the data settings they need before the data is split.
+def resolve_task_settings(config: dict) -> list[str]:
+    """Check ``tasks`` and settle the data settings they need, while the config is built.
 
     ``cold_start_users`` and ``trajectory_holdout`` left at ~ become 0.2 and 10 when the
-    coldstart and trajectory tasks run (0 otherwise); the resolved values are in ``config``.
+    coldstart and trajectory tasks run (0 otherwise). ``config`` is the final config dict that
+    :class:`~recbole_lsrm.config.LSRMConfig` is building; nothing edits a built config.
     """
     names, _ = parse_tasks(config["tasks"])
     if config["cold_start_users"] is None:

@@ -23,7 +23,7 @@ from recbole.utils import set_color
 from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.evaluation.intervals import per_user_metrics
 from recbole_lsrm.model.contract import is_plugin_model
-from recbole_lsrm.model.decoder import optional_positive_int
+from recbole_lsrm.model.decoder import setting
 from recbole_lsrm.model.next_item import rank_items
 
 
@@ -43,7 +43,7 @@ class EvalSettings:
             item_seq_field=config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"],
             topk=tuple(config["topk"]),
             mask_history=bool(config["eval_mask_history"]),
-            item_chunk=optional_positive_int(config, "eval_item_chunk"),
+            item_chunk=setting(config, "eval_item_chunk"),
             bf16=bool(config["bf16"]) and torch.device(config["device"]).type == "cuda",
         )
 

@@ -116,7 +116,6 @@ class LSRMTrainer(Trainer):
         # Each batch in K micro-batches, one optimizer step: the batch, not the memory, is train_batch_size.
         self.accumulation_steps = config["gradient_accumulation_steps"] or 1
         self.target_field = target_list_field(config)
-        self._check_options(config)
         self._loss_module = None  # what training calls: the model, compiled and/or in DDP
         self._saved = True
 
@@ -147,18 +146,6 @@ class LSRMTrainer(Trainer):
     def last_per_user(self) -> dict | None:
         """The last full-sort evaluation's per-user figures (evaluation/intervals.py)."""
         return self.full_sort.last_per_user
-
-    # --- options ----------------------------------------------------------------------
-    def _check_options(self, config) -> None:
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
-        name, _, k = self.valid_metric.partition("@")
-        metrics = [m.lower() for m in config["metrics"]]
-        if name not in metrics or (k and int(k) not in config["topk"]):
-            raise ConfigError(
-                f"valid_metric {config['valid_metric']} is not computed: metrics are {config['metrics']} "
-                f"with topk {config['topk']}"
-            )
 
     # --- training ---------------------------------------------------------------------
     def build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:

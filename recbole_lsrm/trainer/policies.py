@@ -6,29 +6,20 @@
   optimizer and schedule. ``optimizer_switch: False`` keeps the Adam phase to the end.
 - :class:`DropoutSchedule` gives every epoch its layer-wise dropout rates (III-B1).
 
-Both are built from the config, checking its values with clear errors, and hold no training
-state: that is :class:`~recbole_lsrm.trainer.state.TrainingState`, which they read.
+Both are built from a config whose values were checked when it was built (recbole_lsrm.options),
+and hold no training state: that is :class:`~recbole_lsrm.trainer.state.TrainingState`, which they read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Real
-from typing import Any
 
 import torch
 from torch import nn
 
-from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.model.dropout import check_schedule, rates_for_epoch
-from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd, check_betas
+from recbole_lsrm.model.dropout import rates_for_epoch
+from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
 from recbole_lsrm.trainer.state import TrainingState
-
-
-def _positive_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -51,29 +42,18 @@ class OptimizerSwitch:
 
     @classmethod
     def from_config(cls, config) -> "OptimizerSwitch":
-        epochs = _positive_int("epochs", config["epochs"])
-        patience = _positive_int("switch_patience", config["switch_patience"])
-        at_epoch = config["switch_epoch"]
-        if at_epoch is not None:
-            _positive_int("switch_epoch", at_epoch)
-            if at_epoch >= epochs:
-                raise ConfigError(f"switch_epoch={at_epoch} leaves no SGD epoch within epochs={epochs}")
-        sgd_lr, momentum = config["sgd_lr"], config["sgd_momentum"]
-        if isinstance(sgd_lr, bool) or not (isinstance(sgd_lr, Real) and sgd_lr > 0):
-            raise ConfigError(f"sgd_lr must be a positive number, got {sgd_lr!r}")
-        if isinstance(momentum, bool) or not (isinstance(momentum, Real) and 0 <= momentum < 1):
-            raise ConfigError(f"sgd_momentum must be in [0, 1), got {momentum!r}")
+        betas = config["adam_betas"] or (0.9, 0.999)
         return cls(
             enabled=bool(config["optimizer_switch"]),
-            epochs=epochs,
-            patience=patience,
-            at_epoch=at_epoch,
+            epochs=config["epochs"],
+            patience=config["switch_patience"],
+            at_epoch=config["switch_epoch"],
             learner=str(config["learner"]).lower(),
             learning_rate=config["learning_rate"],
-            adam_betas=check_betas(config["adam_betas"] or (0.9, 0.999)),
+            adam_betas=(float(betas[0]), float(betas[1])),
             weight_decay=config["weight_decay"],
-            sgd_lr=sgd_lr,
-            sgd_momentum=momentum,
+            sgd_lr=config["sgd_lr"],
+            sgd_momentum=config["sgd_momentum"],
             lr_scheduler=config["lr_scheduler"],
             warmup_steps=config["warmup_steps"],
             min_lr_ratio=config["min_lr_ratio"],
@@ -119,7 +99,6 @@ class DropoutSchedule:
 
     @classmethod
     def from_config(cls, config) -> "DropoutSchedule":
-        check_schedule(config["dropout_schedule"], config["dropout_schedule_epochs"])
         return cls(config["dropout_schedule"], config["dropout_schedule_epochs"])
 
     def apply(self, model: nn.Module, epoch: int) -> None:
