@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,17 +139,43 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(tiny_dataset, tmp_path
     assert read_trial_record(spec.trial_dir)["summary"] == str(run_dirs[0] / "summary.json")
 
 
-def test_the_report_helper_finds_this_rays_api():
-    import ray
+def _fake_ray(monkeypatch, tune_report=None, train_report=None):
+    """A stand-in ``ray`` package with the reporting functions of one ray release."""
+    import types
 
+    ray, tune, train = (types.ModuleType(name) for name in ("ray", "ray.tune", "ray.train"))
+    air, session = types.ModuleType("ray.air"), types.ModuleType("ray.air.session")
+    session.report = lambda metrics, checkpoint=None: None  # ray 2.6.3's ray.air.session.report
+    air.session = session
+    if tune_report is not None:
+        tune.report = tune_report
+    if train_report is not None:
+        train.report = train_report
+    ray.tune, ray.train, ray.air = tune, train, air
+    for name, module in (("ray", ray), ("ray.tune", tune), ("ray.train", train), ("ray.air", air),
+                         ("ray.air.session", session)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return ray
+
+
+def test_the_report_helper_finds_each_rays_api(monkeypatch):
     from recbole_lsrm.sweep.session import _reporter
 
-    reporter = _reporter()
-    assert callable(reporter)
-    if tuple(int(x) for x in ray.__version__.split(".")[:2]) < (2, 7):
-        from ray.air import session
+    def old_tune_report(**kwargs):  # ray 2.6.3's keyword-style tune.report: not the one to call
+        raise AssertionError("keyword-style tune.report called")
 
-        assert reporter is session.report
+    def train_report(metrics, *, checkpoint=None):  # ray 2.7 - 2.x
+        pass
+
+    def new_tune_report(metrics, *, checkpoint=None):  # recent ray
+        pass
+
+    ray = _fake_ray(monkeypatch, tune_report=old_tune_report)
+    assert _reporter() is ray.air.session.report
+    ray = _fake_ray(monkeypatch, tune_report=old_tune_report, train_report=train_report)
+    assert _reporter() is train_report
+    ray = _fake_ray(monkeypatch, tune_report=new_tune_report, train_report=train_report)
+    assert _reporter() is new_tune_report
 
 
 # --- a real sweep through Ray Tune ------------------------------------------------------------------------
