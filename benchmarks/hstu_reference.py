@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
+from ml1m_data import DEFAULT_DATASETS, BudgetStop, ml1m_source, unpacked_ml1m
 
 # SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
 PUBLISHED = {
@@ -75,18 +75,7 @@ def main() -> int:
     from recbole_lsrm.pipeline import run
 
     with unpacked_ml1m(source, "hstu-reference-") as (work, data_path):
-        clock = {}
-
-        def stop(epoch: int, record: dict) -> bool:
-            now = time.perf_counter()
-            clock.setdefault("start", now - record["train_time_s"])
-            clock.setdefault("first_epoch", epoch)
-            if args.budget is None:
-                return False
-            elapsed = now - clock["start"]
-            done = epoch + 1 - clock["first_epoch"]
-            return elapsed + elapsed / done > args.budget
-
+        stop = BudgetStop(args.budget)
         options = {"recipe": "reference", "epochs": args.epochs, "topk": [10, 50], "show_progress": False, "state": "INFO"}
         for key in ("n_layers", "n_heads", "d_model", "time_order"):
             if getattr(args, key) is not None:

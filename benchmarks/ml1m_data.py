@@ -10,6 +10,7 @@ import contextlib
 import lzma
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,23 @@ def unpacked_ml1m(source: Path, prefix: str) -> Iterator[tuple[Path, Path]]:
         yield work, data_path
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class BudgetStop:
+    """An epoch callback that stops a run before an epoch would end past ``budget`` seconds of
+    training (None: never), judging from the mean epoch time so far. A resumed run's clock
+    starts at the training time its checkpoint recorded."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget = budget
+        self.start: float | None = None
+        self.first_epoch = 0
+
+    def __call__(self, epoch: int, record: dict) -> bool:
+        now = time.perf_counter()
+        if self.start is None:
+            self.start, self.first_epoch = now - record["train_time_s"], epoch
+        if self.budget is None:
+            return False
+        elapsed = now - self.start
+        return elapsed + elapsed / (epoch + 1 - self.first_epoch) > self.budget

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
+from ml1m_data import DEFAULT_DATASETS, BudgetStop, ml1m_source, unpacked_ml1m
 
 # SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
 PUBLISHED = {
@@ -63,16 +63,7 @@ def main() -> int:
     from recbole_lsrm.pipeline import run
 
     with unpacked_ml1m(source, "ml1m-quality-") as (work, data_path):
-        clock = {}
-
-        def stop(epoch: int, record: dict) -> bool:
-            now = time.perf_counter()
-            clock.setdefault("start", now - record["train_time_s"])
-            if args.budget is None:
-                return False
-            elapsed = now - clock["start"]
-            return elapsed + elapsed / (epoch + 1) > args.budget
-
+        stop = BudgetStop(args.budget)
         options = {
             "n_layers": args.n_layers, "d_model": args.d_model, "n_heads": args.n_heads,
             "MAX_ITEM_LIST_LENGTH": args.max_len, "window_stride": args.window_stride, "window_loss": args.window_loss,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from recbole_lsrm.errors import ConfigError, LSRMError
+from recbole_lsrm.commands import DONE, run_command
+from recbole_lsrm.errors import ConfigError
 
 USAGE = """\
 usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2|l4|l8|l12|l24|l48]
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(USAGE)
         return 0
-    try:
+
+    def train_and_test() -> int:
         options = parse_args(argv)
         from recbole_lsrm.pipeline import run
 
@@ -63,10 +65,6 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_path=options.pop("checkpoint", None),
             options=options,
         )
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return DONE
+
+    return run_command(train_and_test)

@@ -8,26 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recbole_lsrm.config import available_scales, read_yaml, scale_file
-from recbole_lsrm.model.lsrm import non_embedding_params
+from recbole_lsrm.scaling.shapes import Shape
 
 
 @dataclass(frozen=True)
-class Scale:
-    name: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    epochs: int
-    batch_size: int
+class Scale(Shape):
+    """A Table IV shape with its name and the paper's training length and batch."""
 
-    @property
-    def non_embedding_params(self) -> int:
-        return non_embedding_params(self.n_layers, self.d_model)
+    name: str = ""
+    epochs: int = 0
+    batch_size: int = 0
 
 
 def load_scale(name: str) -> Scale:
     values = read_yaml(scale_file(name))
-    return Scale(name, values["n_layers"], values["d_model"], values["n_heads"], values["epochs"], values["train_batch_size"])
+    return Scale(n_layers=values["n_layers"], d_model=values["d_model"], n_heads=values["n_heads"], name=name,
+                 epochs=values["epochs"], batch_size=values["train_batch_size"])
 
 
 def scales() -> list[Scale]:

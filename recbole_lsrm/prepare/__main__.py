@@ -10,7 +10,8 @@ import argparse
 import sys
 import time
 
-from recbole_lsrm.errors import ConfigError, LSRMError
+from recbole_lsrm.commands import DONE, run_command
+from recbole_lsrm.errors import ConfigError
 
 EPILOG = """\
 examples:
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def convert() -> int:
         args = build_parser().parse_args(argv)
         from recbole_lsrm.prepare.convert import prepare
 
@@ -65,15 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             args.dataset, args.raw, args.out, name=args.name, fraction=args.fraction, seed=args.seed,
             k=args.k, like=args.like, scale=args.scale,
         )
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print("\n".join(prepared.report))
-    print(f"done in {time.perf_counter() - start:.1f} s")
-    return 0
+        print("\n".join(prepared.report))
+        print(f"done in {time.perf_counter() - start:.1f} s")
+        return DONE
+
+    return run_command(convert)
 
 
 if __name__ == "__main__":

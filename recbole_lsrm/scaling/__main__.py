@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.commands import run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,21 +193,16 @@ def _plan(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.command == "fit-joint":
-            return _fit_joint(args)
-        if args.command == "plan":
-            return _plan(args)
-        if args.command == "study":
-            from recbole_lsrm.study.report import write_study_report
+    commands = {"fit": _fit, "shapes": _shapes, "fit-joint": _fit_joint, "plan": _plan, "study": _study}
+    return run_command(lambda: commands[args.command](args))
 
-            report = write_study_report(args.results, args.out, title=args.title)
-            print(f"wrote {report.markdown}\nwrote {report.fits_json}")
-            return 0
-        return _fit(args) if args.command == "fit" else _shapes(args)
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def _study(args: argparse.Namespace) -> int:
+    from recbole_lsrm.study.report import write_study_report
+
+    report = write_study_report(args.results, args.out, title=args.title)
+    print(f"wrote {report.markdown}\nwrote {report.fits_json}")
+    return 0
 
 
 if __name__ == "__main__":

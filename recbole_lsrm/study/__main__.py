@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, run_command
 
 RESUME = "run the same command again to continue (finished trials are skipped)"
 
@@ -29,36 +29,33 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 some trials failed, 2 bad input, 130 interrupted."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        from recbole_lsrm.study.runner import run_study
-        from recbole_lsrm.study.spec import load_study
+    return run_command(lambda: _run(args), f"interrupted: {RESUME}")
 
-        study = load_study(args.study)
-        for name in ("data", "work", "report"):
-            if getattr(args, name):
-                setattr(study, name, Path(getattr(args, name)).resolve())
-        if args.report_only:
-            from recbole_lsrm.study.runner import write_table_and_report
 
-            table, report = write_table_and_report(study)
-            print(f"wrote {table}\nwrote {report}")
-            return 0
-        only = [n.strip() for n in args.only.split(",") if n.strip()]
-        outcome = run_study(study, only=only, dry_run=args.dry_run)
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: {RESUME}", file=sys.stderr)
-        return 130
+def _run(args: argparse.Namespace) -> int:
+    from recbole_lsrm.study.runner import run_study
+    from recbole_lsrm.study.spec import load_study
+
+    study = load_study(args.study)
+    for name in ("data", "work", "report"):
+        if getattr(args, name):
+            setattr(study, name, Path(getattr(args, name)).resolve())
+    if args.report_only:
+        from recbole_lsrm.study.runner import write_table_and_report
+
+        table, report = write_table_and_report(study)
+        print(f"wrote {table}\nwrote {report}")
+        return DONE
+    only = [n.strip() for n in args.only.split(",") if n.strip()]
+    outcome = run_study(study, only=only, dry_run=args.dry_run)
     if outcome["interrupted"]:
         print(f"interrupted: {RESUME}", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     if outcome["failed"]:
         for sweep, keys in outcome["failed"].items():
             print(f"error: sweep {sweep}: {len(keys)} trial(s) failed ({', '.join(keys)}); {RESUME}", file=sys.stderr)
-        return 1
-    return 0
+        return FAILED
+    return DONE
 
 
 if __name__ == "__main__":

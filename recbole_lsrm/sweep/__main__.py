@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, run_command
 from recbole_lsrm.sweep.plan import USAGE, build_plan
+
+INTERRUPTED_MESSAGE = "interrupted: run the same command again to continue (finished trials are skipped)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,28 +16,25 @@ def main(argv: list[str] | None = None) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(USAGE)
         return 0
-    try:
+
+    def sweep() -> int:
         plan = build_plan(argv)
         from recbole_lsrm.sweep.runner import run_sweep
 
         outcome = run_sweep(plan)
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to continue (finished trials are skipped)", file=sys.stderr)
-        return 130
-    if outcome.interrupted:
-        print("interrupted: run the same command again to continue (finished trials are skipped)", file=sys.stderr)
-        return 130
-    if outcome.failed:
-        print(
-            f"error: {len(outcome.failed)} trial(s) failed; run the same command again to retry them "
-            "(finished trials are skipped)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        if outcome.interrupted:
+            print(INTERRUPTED_MESSAGE, file=sys.stderr)
+            return INTERRUPTED
+        if outcome.failed:
+            print(
+                f"error: {len(outcome.failed)} trial(s) failed; run the same command again to retry them "
+                "(finished trials are skipped)",
+                file=sys.stderr,
+            )
+            return FAILED
+        return DONE
+
+    return run_command(sweep, INTERRUPTED_MESSAGE)
 
 
 if __name__ == "__main__":

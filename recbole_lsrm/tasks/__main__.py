@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recbole_lsrm.errors import LSRMError
+from recbole_lsrm.commands import DONE, run_command
 from recbole_lsrm.tasks.compare import compare
 
 
@@ -16,12 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("run_dirs", nargs="+", help="run folders written with --tasks")
     cmp.add_argument("--out", help="folder for compare.json and compare.png (default saved/compare-<time>)")
     args = parser.parse_args(argv)
-    try:
+
+    def compare_runs() -> int:
         compare(args.run_dirs, args.out)
-    except LSRMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return DONE
+
+    return run_command(compare_runs)
 
 
 if __name__ == "__main__":
