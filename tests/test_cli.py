@@ -100,6 +100,7 @@ def test_missing_config_file(capsys, tmp_path):
     assert "config file not found" in err
 
 
+@pytest.mark.slow
 def test_script_exits_non_zero_with_one_clear_line(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "run_recbole_lsrm.py"), "--dataset=nowhere", f"--data_path={tmp_path}",
@@ -112,6 +113,7 @@ def test_script_exits_non_zero_with_one_clear_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_scales_module_prints_table_iv():
     result = subprocess.run([sys.executable, "-m", "recbole_lsrm.scales"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0

@@ -27,6 +27,7 @@ def ml100k_run(tmp_path_factory):
     return run("LSRM", "ml-100k", options=options)
 
 
+@pytest.mark.slow
 def test_lsrm_learns_on_ml100k(ml100k_run):
     losses = [r["train_loss"] for r in ml100k_run["history"]]
     assert losses[-1] < losses[0] - 0.3

@@ -40,6 +40,7 @@ def test_effective_data_follows_muennighoff():
     assert effective_data(1000, 1e6, 5.0) == pytest.approx(6000)
 
 
+@pytest.mark.slow
 def test_fit_recovers_a_known_law_within_its_intervals():
     covered = {name: 0 for name in PARAMETERS}
     for seed in range(10):
@@ -94,6 +95,7 @@ def test_too_few_points_or_one_data_size_are_refused():
         fit_joint(N, np.where(one, 0, U), epochs, L)
 
 
+@pytest.mark.slow
 def test_holdout_errors_compare_with_per_fraction_fits():
     N, U, epochs, fraction, L = synthetic_trials()
     entries = holdout_errors(N, U, epochs, L, fraction)
@@ -106,6 +108,7 @@ def test_holdout_errors_compare_with_per_fraction_fits():
     assert all(e["per_fraction_error_pct"] is None for e in fractions)  # no data of that fraction to fit
 
 
+@pytest.mark.slow
 def test_fit_joint_and_plan_commands(tmp_path, capsys):
     from recbole_lsrm.scaling.__main__ import main
 

@@ -144,6 +144,7 @@ def test_lines_split_across_blocks(tmp_path, monkeypatch):
         prepare("ml-20m", small, tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_converted_data_trains_through_the_pipeline(tmp_path):
     from recbole_lsrm.pipeline import run
 
@@ -192,6 +193,7 @@ def amazon_raw(amazon_source, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_amazon_mix_merges_domains_by_user(amazon_raw, amazon_source, tmp_path, capsys):
     assert main(["amazon-mix", "--raw", str(amazon_raw), "--k", "5", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -468,6 +470,7 @@ def test_bad_options(capsys, tmp_path, argv, message):
     assert _fails(capsys, tmp_path / "out", *argv).startswith(message)
 
 
+@pytest.mark.slow
 def test_cli_exit_status_and_message(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "recbole_lsrm.prepare", "ml-30m", "--raw", "x", "--out", str(tmp_path / "out")],

@@ -41,6 +41,7 @@ def ml100k_tasks(tmp_path_factory):
                                            "robustness_draws": 2})
 
 
+@pytest.mark.slow
 def test_all_tasks_write_results_and_plots(ml100k_tasks):
     run_dir = Path(ml100k_tasks["run_dir"])
     results = json.loads((run_dir / "tasks.json").read_text())

@@ -106,6 +106,7 @@ def test_checkpoints_hold_plain_state_only(tiny_dataset, run_options):
     assert on_disk["epochs_run"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [3, 4])
 def test_gradient_accumulation_gives_the_weights_of_one_batch(run_options, one_thread, steps):
     """K micro-batches and one step equal one batch K times the size; ml-100k's windows have
