@@ -119,7 +119,7 @@ def test_dropout_schedule():
 
 
 def test_the_model_states_its_size_and_flops():
-    from recbole_lsrm.model.contract import counted_non_embedding_params, paper_n, parameter_counts
+    from recbole_lsrm.model.contract import counted_non_embedding_params, papers_non_embedding_params, parameter_counts
 
     model = make_model(n_items=50, n_layers=2, d_model=16, n_heads=2)
     assert model.non_embedding_params() == LSRM.non_embedding_params_for({"n_layers": 2, "d_model": 16}) == 12 * 2 * 16**2
@@ -131,7 +131,7 @@ def test_the_model_states_its_size_and_flops():
     assert counts["total_params"] == sum(p.numel() for p in model.parameters())
     from recbole.model.sequential_recommender import SASRec
 
-    assert paper_n(SASRec, {"n_layers": 2, "hidden_size": 16}) is None  # RecBole's models: counted
+    assert papers_non_embedding_params(SASRec, {"n_layers": 2, "hidden_size": 16}) is None  # RecBole's models: counted
 
 
 def _interaction(seq: torch.Tensor, lengths: torch.Tensor):

@@ -7,8 +7,10 @@ A :class:`NextItemModel` scores item ``i`` for a user as ``full_sort_hidden(user
 It also says its own size: :meth:`NextItemModel.non_embedding_params` (the scaling law's N)
 and :meth:`NextItemModel.flops_per_position`.
 
-RecBole's own models (SASRec, GRU4Rec, ...) keep RecBole's interface; :func:`paper_n` and
-:func:`parameter_counts` are the one place where their N is counted from their parameters.
+RecBole's own models (SASRec, GRU4Rec, ...) keep RecBole's interface: N is counted from their
+parameters, in one place (:func:`parameter_counts`). The names: N is ``non_embedding_params``
+(the paper's count, where a model has one) or ``non_embedding_params_counted`` (from the
+parameters), as in summary.json and results.csv.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def uses_scale_presets(model_class: type) -> bool:
     return is_plugin_model(model_class) and model_class.uses_scale_presets
 
 
-def paper_n(model_class: type, config) -> int | None:
+def papers_non_embedding_params(model_class: type, config) -> int | None:
     """N as the paper counts it for ``model_class`` under ``config``, before building the model;
     None for a model that has no such count (RecBole's, FMLP-Rec): count its parameters."""
     return model_class.non_embedding_params_for(config) if is_plugin_model(model_class) else None
@@ -153,7 +155,7 @@ def parameter_counts(model: torch.nn.Module, config) -> dict[str, Any]:
     """The three counts a run summary records: the paper's N (None where the model has none),
     the non-embedding parameters counted, and all parameters."""
     return {
-        "non_embedding_params": paper_n(type(model), config),
+        "non_embedding_params": papers_non_embedding_params(type(model), config),
         "non_embedding_params_counted": counted_non_embedding_params(model),
         "total_params": sum(p.numel() for p in model.parameters()),
     }

@@ -473,7 +473,7 @@ def _data_paths(model_class: type, dataset: str, fractions: list[float], config_
 def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
     """Build every trial's config once: bad values fail now, not in the middle of the sweep."""
     from recbole_lsrm.config import LSRMConfig
-    from recbole_lsrm.model.contract import paper_n
+    from recbole_lsrm.model.contract import papers_non_embedding_params
 
     for trial in trials:
         try:
@@ -481,4 +481,4 @@ def _check_trials(model_class: type, trials: list[TrialSpec]) -> None:
         except ConfigError as err:
             raise ConfigError(f"trial {trial.key}: {err}") from None
         trial.planned_epochs = int(config["epochs"])
-        trial.planned_N = paper_n(model_class, config)
+        trial.planned_N = papers_non_embedding_params(model_class, config)
