@@ -8,8 +8,8 @@ files and ``--key=value``) is checked here, so a module that reads an option can
   is refused with the key, the expected type and the value. ``~`` is accepted where some
   property file's default is ``~`` or its comment says what ``~`` means;
 - :data:`RANGES`: the bounds a type cannot say (a learning rate must be positive);
-- :data:`CHOICES`: the names a string option accepts (the modules that read them import the
-  tuples from here), and :data:`MODEL_CHOICES` for one model's own keys;
+- :data:`CHOICES`: the names a string option accepts (the one list of them), and
+  :data:`MODEL_CHOICES` for one model's own keys;
 - :data:`RULES`: what holds across keys (d_model divisible by n_heads, one dropout rate per
   layer, a validation metric that is computed, ...).
 
@@ -133,6 +133,13 @@ def check_option(key: str, value: Any, properties_dir: Path) -> None:
             else:
                 want = f"in [{low}, {high})"
             raise ConfigError(f"{key} must be {want}, got {value!r}")
+
+
+def setting(config, key: str, default=None):
+    """``config[key]``, or ``default`` where it is unset (~) or absent (a config written before the
+    key existed). Its value was checked when the config was built."""
+    value = config[key] if key in config else None
+    return default if value is None else value
 
 
 def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -169,3 +169,10 @@ def test_generate_ranks_in_item_chunks_like_the_score_matrix(chunk):
     for row in range(5):  # never an excluded item, never one item twice
         assert not set(generated[row].tolist()) & set(exclude[row].tolist())
         assert len(set(generated[row].tolist())) == 6
+
+
+def test_a_model_without_the_contracts_scores_cannot_be_built():
+    from recbole_lsrm.model.decoder import AllPositionDecoder
+
+    with pytest.raises(TypeError, match="hidden_states"):
+        AllPositionDecoder({}, _Items(50))  # blocks and hidden states are each model's own

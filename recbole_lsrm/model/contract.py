@@ -15,6 +15,7 @@ parameters), as in summary.json and results.csv.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any, Mapping
 
 import torch
@@ -24,8 +25,12 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole_lsrm.model.next_item import rank_items
 
 
-class NextItemModel(SequentialRecommender):
-    """A sequential recommender whose scores are a user state times a tied item table."""
+class NextItemModel(SequentialRecommender, metaclass=ABCMeta):
+    """A sequential recommender whose scores are a user state times a tied item table.
+
+    A subclass that does not define :meth:`hidden_states`, :meth:`full_sort_hidden` and
+    :meth:`item_table` cannot be instantiated.
+    """
 
     # The data path cuts each user's training items into windows with a loss at every position
     # (LSRM, HSTU); False: RecBole's one prefix per target (FMLP-Rec).
@@ -64,17 +69,17 @@ class NextItemModel(SequentialRecommender):
         return 6.0 * (self.non_embedding_params() + self.n_items * width) + self.mixing_flops_per_position()
 
     # --- scores -----------------------------------------------------------------------
+    @abstractmethod
     def hidden_states(self, interaction) -> torch.Tensor:
         """(B, T, d) hidden state of every position of the interaction's item sequences."""
-        raise NotImplementedError(f"{type(self).__name__} must define hidden_states()")
 
+    @abstractmethod
     def full_sort_hidden(self, interaction) -> torch.Tensor:
         """(B, d) the query state of each row: its scores are this times :meth:`item_table`."""
-        raise NotImplementedError(f"{type(self).__name__} must define full_sort_hidden()")
 
+    @abstractmethod
     def item_table(self) -> torch.Tensor:
         """(n_items, d) the item side of every score; row 0 (padding) is never ranked."""
-        raise NotImplementedError(f"{type(self).__name__} must define item_table()")
 
     @torch.no_grad()
     def generate(

@@ -14,16 +14,10 @@ from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.dropout import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
+from recbole_lsrm.options import setting
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
-
-
-def setting(config, key: str, default=None):
-    """``config[key]``, or ``default`` where it is unset (~) or absent (a config written before the
-    key existed). Values are checked once, when the config is built (recbole_lsrm.options)."""
-    value = config[key] if key in config else None
-    return default if value is None else value
 
 
 class AllPositionDecoder(NextItemModel):

@@ -18,7 +18,6 @@ from typing import Any
 from recbole_lsrm.errors import ConfigError
 
 
-
 def _check_rate(rate: Any, what: str) -> float:
     if isinstance(rate, bool) or not isinstance(rate, Real) or not 0.0 <= float(rate) < 1.0:
         raise ConfigError(f"{what} must be a number in [0, 1), got {rate!r}")

@@ -34,7 +34,6 @@ from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.next_item import tied_item_logits
 
 
-
 class FilterLayer(nn.Module):
     """LayerNorm(x + Dropout(irfft(rfft(x) * W))) over the sequence axis: (B, T, d) -> (B, T, d)."""
 

@@ -53,7 +53,8 @@ from torch import nn
 from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
-from recbole_lsrm.model.decoder import AllPositionDecoder, setting
+from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.options import setting
 
 # The reference implementation's buckets: floor(ln(max(|dt|, 1)) / 0.301), so each bucket is
 # e^0.301 = 1.35 times wider than the one before (1 s, 1 min, 1 h, 1 day: buckets 0, 13, 27, 37).

@@ -23,7 +23,7 @@ from recbole.utils import set_color
 from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.evaluation.intervals import per_user_metrics
 from recbole_lsrm.model.contract import is_plugin_model
-from recbole_lsrm.model.decoder import setting
+from recbole_lsrm.options import setting
 from recbole_lsrm.model.next_item import rank_items
 
 
