@@ -22,13 +22,15 @@ def ce_cases(draw):
     padding_share = draw(st.floats(0.0, 0.9))
     chunk = draw(st.one_of(st.none(), st.integers(1, 50)))
     seed = draw(st.integers(0, 2**31 - 1))
-    return positions, n_items, d, padding_share, chunk, draw(DTYPES), seed
+    # The loss's weight in the objective (a micro-batch's share of the batch): its gradient is scaled.
+    loss_weight = draw(st.floats(0.1, 3.0))
+    return positions, n_items, d, padding_share, chunk, draw(DTYPES), seed, loss_weight
 
 
 @settings(max_examples=80, deadline=None)
 @given(ce_cases())
 def test_chunked_ce_equals_the_plain_ce_in_value_and_gradients(case):
-    positions, n_items, d, padding_share, chunk, dtype, seed = case
+    positions, n_items, d, padding_share, chunk, dtype, seed, loss_weight = case
     g = torch.Generator().manual_seed(seed)
     hidden = torch.randn(positions, d, generator=g).to(dtype).requires_grad_()
     weight = torch.randn(n_items, d, generator=g).to(dtype).requires_grad_()
@@ -37,14 +39,17 @@ def test_chunked_ce_equals_the_plain_ce_in_value_and_gradients(case):
     targets[0] = max(int(targets[0]), 1)  # at least one target: the mean over none is undefined
 
     loss = softmax_ce(hidden, targets, weight, chunk)
-    loss.backward()
+    (loss_weight * loss).backward()
     chunked = (loss.detach(), hidden.grad.clone(), weight.grad.clone())
     hidden.grad = weight.grad = None
     plain = F.cross_entropy(tied_item_logits(hidden, weight).float(), targets, ignore_index=0)
-    plain.backward()
+    (loss_weight * plain).backward()
+    with torch.no_grad():
+        without_gradients = softmax_ce(hidden, targets, weight, chunk)
 
     tol = TOLERANCE[dtype]
     torch.testing.assert_close(chunked[0], plain.detach(), **tol)
+    torch.testing.assert_close(without_gradients, chunked[0], rtol=0, atol=0)
     torch.testing.assert_close(chunked[1].float(), hidden.grad.float(), **tol)
     torch.testing.assert_close(chunked[2].float(), weight.grad.float(), **tol)
     assert chunked[1].dtype == hidden.dtype and chunked[2].dtype == weight.dtype

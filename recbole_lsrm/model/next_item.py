@@ -8,12 +8,13 @@ Large catalogues (the 240k-item Amazon mix) are why most of this module exists. 
 positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240k items that is
 12.3 GB in fp32, and autograd would keep it plus its gradient. So:
 
-- :func:`softmax_ce` (training, full softmax) walks the P positions in chunks of ``C``. With
-  more than one chunk it keeps no logits for backward and recomputes each chunk's there (one
-  more (C, d) x (d, n) product per chunk); with one chunk it keeps that chunk's softmax. Peak
-  memory of the loss is about ``4 * min(P, C) * n_items`` bytes (fp32 scores; ``6 * ...``
-  with bf16 autocast, which adds a bf16 copy of the gradient chunk), whatever the batch; the
-  item table's gradient (``4 * n_items * d`` bytes) exists anyway. ``C`` defaults to
+- :func:`softmax_ce` (training, full softmax) walks the P positions in chunks of ``C`` and
+  makes each chunk's gradients in the forward pass, right after its scores (the loss is the
+  graph's last node, so they are known there): no scores are kept for backward or computed
+  twice, three (C, d) x (d, n)-sized products per chunk. Peak memory of the loss is about
+  ``4 * min(P, C) * n_items`` bytes (fp32 scores; ``6 * ...`` with bf16 autocast, which adds a
+  bf16 copy of the gradient chunk), whatever the batch, plus the (P, d) and (n_items, d)
+  gradients it keeps for backward (the item table's gradient exists anyway). ``C`` defaults to
   ``2**29 / n_items`` (2 GiB: one batch of 256 x 50 positions over ML-20M's items fits one chunk).
 - :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option): the target against
   N items drawn uniformly, either one draw shared by the batch, (P, N + 1) scores from an (N, d)
@@ -59,52 +60,51 @@ def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tens
 class _ChunkedSoftmaxCE(torch.autograd.Function):
     """Mean CE of ``targets`` over all items, one chunk of positions at a time; target 0 is ignored.
 
-    d loss / d logits = softmax - onehot. When all positions fit in one chunk, the softmax of
-    the forward pass is kept for backward; otherwise backward recomputes each chunk's logits,
-    so no more than one chunk of scores ever exists. The count of targets stays a device
-    tensor: nothing here waits for the GPU.
+    The loss is the last node of the graph, so its gradients are known once a chunk's softmax
+    is: d loss / d logits = (softmax - onehot) / count. Each chunk's two gradient products are
+    therefore made in the forward pass, right after its scores, and only the (P, d) and (n, d)
+    gradients are kept; backward scales them by the incoming gradient. No chunk's scores are
+    kept or computed twice (with several chunks, recomputing them in backward cost a fourth
+    product per chunk). Without ``with_grad`` (no_grad, or no input that needs a gradient) only
+    the loss is computed. The count of targets stays a device tensor: nothing here waits for
+    the GPU.
     """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, hidden, item_weight, targets, chunk):  # (P, d), (n, d), (P,), int
+    def forward(ctx, hidden, item_weight, targets, chunk, with_grad):  # (P, d), (n, d), (P,), int, bool
         valid = targets > 0
         count = valid.sum().clamp(min=1).float()
+        row_scale = valid.float() / count  # (P,): 0 for padding
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        probabilities = None
+        grad_hidden = torch.empty_like(hidden) if with_grad else None
+        grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device) if with_grad else None
+        rows = torch.arange(min(chunk, hidden.size(0)), device=hidden.device)
         for start in range(0, hidden.size(0), chunk):
-            h, t, v = (x[start : start + chunk] for x in (hidden, targets, valid))
+            h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
             # One fused pass (max, sum of exp, subtract) instead of logsumexp's five.
             log_probabilities = torch.log_softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
             total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
-            if hidden.size(0) <= chunk:  # one chunk: keep its softmax instead of recomputing it
-                probabilities = log_probabilities.exp_()
-        ctx.save_for_backward(hidden, item_weight, targets, probabilities, count)
-        ctx.chunk = chunk
-        return total / count
-
-    @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad_output):
-        hidden, item_weight, targets, probabilities, count = ctx.saved_tensors
-        row_scale = (targets > 0).float() * (grad_output.float() / count)  # (P,): 0 for padding
-        grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device)
-        rows = torch.arange(min(ctx.chunk, hidden.size(0)), device=hidden.device)
-        for start in range(0, hidden.size(0), ctx.chunk):
-            h, t, r = (x[start : start + ctx.chunk] for x in (hidden, targets, row_scale))
-            if probabilities is not None:
-                grad = probabilities  # (P, n), reused in place: this graph is not run backward twice
-            else:
-                grad = torch.softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
+            if not with_grad:
+                continue
+            grad = log_probabilities.exp_()  # softmax, in place
             grad[rows[: len(t)], t] -= 1.0
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
             # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one
             # pass over the largest tensor of the step saved.
             scale = r[:, None]  # (C, 1) fp32
-            grad_hidden[start : start + ctx.chunk] = ((grad @ item_weight).float() * scale).to(hidden.dtype)
+            grad_hidden[start : start + chunk] = ((grad @ item_weight).float() * scale).to(hidden.dtype)
             grad_weight += (grad.T @ (h.float() * scale).to(grad.dtype)).float()
-        return grad_hidden, grad_weight.to(item_weight.dtype), None, None
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.weight_dtype = item_weight.dtype
+        return total / count
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        scale = grad_output.float()
+        return (grad_hidden * scale).to(grad_hidden.dtype), (grad_weight * scale).to(ctx.weight_dtype), None, None, None
 
 
 def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
@@ -116,7 +116,8 @@ def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.T
     """
     if hidden.size(0) == 0:
         raise ValueError("no target positions in the batch")
-    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, default_chunk(item_weight.size(0), chunk))
+    with_grad = torch.is_grad_enabled() and (hidden.requires_grad or item_weight.requires_grad)
+    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, default_chunk(item_weight.size(0), chunk), with_grad)
 
 
 def sampled_softmax_ce(

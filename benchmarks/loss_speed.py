@@ -1,0 +1,82 @@
+"""Time of the full-softmax training loss (forward and backward) against PyTorch's plain cross-entropy.
+
+    python benchmarks/loss_speed.py [--positions=4000] [--d=64] [--items=3706,100000]
+                                    [--chunks=0,1000] [--reps=3]
+
+For each catalogue size and chunk size (0: the default chunk, ``2**29 / n_items`` rows), the
+plugin's ``softmax_ce`` (model/next_item.py) and ``F.cross_entropy`` over the whole
+(positions, items) score matrix run side by side on random fp32 inputs: the best of
+``--reps`` forward + backward times, their ratio, the peak extra memory the plain loss
+needs for its scores and their gradient, and the largest gradient difference. To compare
+two versions of the plugin, run this file with ``PYTHONPATH`` set to each checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def best_time(step, reps: int) -> float:
+    step()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--positions", type=int, default=4000, help="trained positions in the batch")
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--items", default="3706,100000", help="catalogue sizes (ML-1M; a large catalogue)")
+    parser.add_argument("--chunks", default="0,1000", help="positions per chunk of the loss (0: its default)")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+
+    import recbole_lsrm
+    from recbole_lsrm.cpu_allocator import keep_freed_memory
+    from recbole_lsrm.model.next_item import softmax_ce, tied_item_logits
+
+    keep_freed_memory()  # as pipeline.run does on a CPU
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"plugin at {recbole_lsrm.__file__}; {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{'items':>8} {'chunk':>6} {'plugin ms':>10} {'plain ms':>9} {'plugin/plain':>12} {'plain scores MB':>15} {'max grad diff':>13}")
+    g = torch.Generator().manual_seed(0)
+    for n in (int(x) for x in args.items.split(",")):
+        hidden = torch.randn(args.positions, args.d, generator=g).to(device).requires_grad_()
+        weight = (0.1 * torch.randn(n, args.d, generator=g)).to(device).requires_grad_()
+        targets = torch.randint(1, n, (args.positions,), generator=g).to(device)
+
+        def run(loss_fn):
+            hidden.grad = weight.grad = None
+            loss_fn().backward()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return hidden.grad.clone(), weight.grad.clone()
+
+        def plain():
+            return F.cross_entropy(tied_item_logits(hidden, weight), targets, ignore_index=0)
+
+        plain_s = best_time(lambda: run(plain), args.reps)
+        reference = run(plain)
+        for chunk in (int(x) for x in args.chunks.split(",")):
+            def chunked():
+                return softmax_ce(hidden, targets, weight, chunk or None)
+
+            plugin_s = best_time(lambda: run(chunked), args.reps)
+            grads = run(chunked)
+            diff = max((a - b).abs().max().item() for a, b in zip(grads, reference))
+            print(f"{n:>8,} {chunk or 'auto':>6} {1000 * plugin_s:>10.0f} {1000 * plain_s:>9.0f} "
+                  f"{plugin_s / plain_s:>12.2f} {8 * args.positions * n / 2**20:>15,.0f} {diff:>13.1e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
