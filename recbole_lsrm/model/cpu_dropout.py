@@ -13,7 +13,9 @@ Each dropout is one pass over its tensor each way: the mask is turned into a flo
 there is one, :meth:`Dropout.residual`) and backward multiplies the gradient by it. The plain
 formula ``where(mask, x / (1 - p), 0)`` costs two passes each way.
 
-On a GPU (and any other device) all of these are the plain PyTorch operations.
+On a GPU (and any other device) all of these are the plain PyTorch operations, and so they are
+inside ``torch.compile`` (``compile: True``): a compiled graph draws its masks in its own
+kernels, and numpy cannot be traced into one.
 """
 
 from __future__ import annotations
@@ -80,11 +82,16 @@ class _MaskedResidual(torch.autograd.Function):
         return grad, grad * m, None
 
 
+def _plain(x: torch.Tensor) -> bool:
+    """Whether PyTorch's own dropout runs: off a CPU, or while torch.compile traces."""
+    return x.device.type != "cpu" or torch.compiler.is_compiling()
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout(x, p, training)``, with the mask from :func:`keep_mask` on a CPU."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
+    if _plain(x):
         return F.dropout(x, p, True)
     return _Masked.apply(x, _scaled_keep(x, p))
 
@@ -97,7 +104,7 @@ class Dropout(nn.Dropout):
 
     def residual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``x + self(y)``: a residual connection around a dropped-out branch, one pass on a CPU."""
-        if not self.training or self.p == 0.0 or y.device.type != "cpu":
+        if not self.training or self.p == 0.0 or _plain(y):
             return x + self(y)
         return _MaskedResidual.apply(x, y, _scaled_keep(y, self.p))
 
@@ -108,7 +115,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float
     q, k, v: (B, h, T, dh). With dropout on a CPU the weights are formed here so that their
     mask comes from :func:`keep_mask`; otherwise PyTorch's fused attention runs.
     """
-    if not training or p == 0.0 or q.device.type != "cpu":
+    if not training or p == 0.0 or _plain(q):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p if training else 0.0)
     *batch, T, dh = q.shape
     # Scale and causal mask inside the product: scale * q k^T + (0 on and below the diagonal, -inf above).
