@@ -6,8 +6,10 @@
 For each catalogue size and chunk size (0: the default chunk, ``2**29 / n_items`` rows), the
 plugin's ``softmax_ce`` (model/next_item.py) and ``F.cross_entropy`` over the whole
 (positions, items) score matrix run side by side on random fp32 inputs: the best of
-``--reps`` forward + backward times, their ratio, the peak extra memory the plain loss
-needs for its scores and their gradient, and the largest gradient difference. To compare
+``--reps`` forward + backward times, their ratio, the plugin loss's FLOP rate (its three
+products, 6 x positions x items x d) as a share of a 2048^3 fp32 ``torch.mm`` timed in the
+same run, the memory the plain loss needs for its scores and their gradient, and the
+largest gradient difference. To compare
 two versions of the plugin, run this file with ``PYTHONPATH`` set to each checkout.
 """
 
@@ -47,7 +49,11 @@ def main() -> int:
     keep_freed_memory()  # as pipeline.run does on a CPU
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"plugin at {recbole_lsrm.__file__}; {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'items':>8} {'chunk':>6} {'plugin ms':>10} {'plain ms':>9} {'plugin/plain':>12} {'plain scores MB':>15} {'max grad diff':>13}")
+    matmul = torch.randn(2048, 2048, device=device)
+    rate = 2 * 2048**3 / best_time(lambda: matmul @ matmul, 5)
+    print(f"2048^3 fp32 matmul: {rate / 1e9:.1f} GFLOP/s")
+    print(f"{'items':>8} {'chunk':>6} {'plugin ms':>10} {'plain ms':>9} {'plugin/plain':>12} {'GFLOP/s':>8} {'of mm':>6} "
+          f"{'plain scores MB':>15} {'max grad diff':>13}")
     g = torch.Generator().manual_seed(0)
     for n in (int(x) for x in args.items.split(",")):
         hidden = torch.randn(args.positions, args.d, generator=g).to(device).requires_grad_()
@@ -73,8 +79,10 @@ def main() -> int:
             plugin_s = best_time(lambda: run(chunked), args.reps)
             grads = run(chunked)
             diff = max((a - b).abs().max().item() for a, b in zip(grads, reference))
+            flops = 6 * args.positions * n * args.d / plugin_s
             print(f"{n:>8,} {chunk or 'auto':>6} {1000 * plugin_s:>10.0f} {1000 * plain_s:>9.0f} "
-                  f"{plugin_s / plain_s:>12.2f} {8 * args.positions * n / 2**20:>15,.0f} {diff:>13.1e}", flush=True)
+                  f"{plugin_s / plain_s:>12.2f} {flops / 1e9:>8.1f} {100 * flops / rate:>5.0f}% "
+                  f"{8 * args.positions * n / 2**20:>15,.0f} {diff:>13.1e}", flush=True)
     return 0
 
 

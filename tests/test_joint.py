@@ -138,3 +138,36 @@ def test_fit_joint_and_plan_commands(tmp_path, capsys):
     assert "outside the fitted data" in capsys.readouterr().err
     assert main(["plan", f"--fits={tmp_path / 'fits.json'}", "--interactions=5e5", "--budget=lots"]) == 2
     assert "--budget" in capsys.readouterr().err
+
+
+def test_a_law_that_the_trials_leave_open_is_named_and_not_planned_from():
+    # Losses that do not depend on N at all: the N term cannot be determined.
+    N, U, epochs, _, _ = synthetic_trials()
+    flat = JointFit(**{**TRUE, "A": 0.0}, n_points=0, rmse=0.0, ranges={}).predict(N, U, epochs)
+    L = flat + np.random.default_rng(1).normal(0, 0.003, N.size)
+    fit = fit_joint(N, U, epochs, L, samples=20)
+    assert {"A", "alpha"} & set(fit.undetermined), fit.undetermined
+    assert not {"B", "beta"} & set(fit.undetermined)
+    assert any("not determined" in note for note in fit.notes)
+    with pytest.raises(FitError, match="does not determine how the loss depends on N"):
+        plan(fit, 5e5, 6 * 1e5 * 5e5 * 4)
+    anyway = plan(fit, 5e5, 6 * 1e5 * 5e5 * 4, allow_undetermined=True)
+    assert anyway["warnings"] and anyway["best"]["N"] > 0
+    # the known law leaves nothing open, and its plan has no warnings
+    known = fit_joint(*(synthetic_trials()[i] for i in (0, 1, 2, 4)), samples=0)
+    assert known.undetermined == []
+    assert plan(known, 5e5, 6 * 1e5 * 5e5 * 4)["warnings"] == []
+    # the list survives fits.json
+    assert JointFit.from_dict(fit.to_dict()).undetermined == fit.undetermined
+
+
+def test_an_undetermined_repetition_term_keeps_the_plan_within_the_fitted_epochs():
+    N, U, epochs, _, L = synthetic_trials(noise=0.0)
+    fit = fit_joint(N, U, epochs, L, samples=0)
+    fit.undetermined = ["R_star"]
+    budget, only = 6 * 1e4 * 5e5 * 100, {"small": 1e4}  # 100 epochs: far more than the 16 fitted
+    assert plan(fit, 5e5, budget, sizes=only, allow_undetermined=True)["best"]["epochs"] == pytest.approx(100)
+    with pytest.raises(FitError, match="R\\* \\(what a repeated epoch is worth\\) is not determined"):
+        plan(fit, 5e5, budget, sizes=only)
+    fit.undetermined = []  # determined: up to 10x the fitted epochs may be planned
+    assert plan(fit, 5e5, budget, sizes=only)["best"]["epochs"] == pytest.approx(100)

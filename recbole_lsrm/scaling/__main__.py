@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     planner.add_argument("--peak-flops", type=float, default=989e12, dest="peak_flops",
                          help="the GPU's peak FLOP/s for GPU-hour budgets (default 989e12: H100 dense bf16)")
     planner.add_argument("--scales", action="store_true", help="choose among the Table IV scales only")
+    planner.add_argument("--allow-undetermined", action="store_true", dest="allow_undetermined",
+                         help="plan even when the fit leaves its N or data term undetermined (the choice is then the fit's, not the trials')")
     planner.add_argument("--extrapolation", type=float, default=10.0,
                          help="how many times beyond the fitted N, data and epochs the planner may go (default 10)")
 
@@ -125,7 +127,9 @@ def _fit_joint(args: argparse.Namespace) -> int:
     print(f"L(N, D') = {fit.E:.4f} + {fit.A:.4g} / N^{fit.alpha:.4f} + {fit.B:.4g} / D'^{fit.beta:.4f}, "
           f"R* = {fit.R_star:.3g} ({fit.n_points} trials, rmse {fit.rmse:.4f})")
     for name, (lo, hi) in fit.ci95.items():
-        print(f"  {name}: 95% [{lo:.4g}, {hi:.4g}]")
+        print(f"  {name}: 95% [{lo:.4g}, {hi:.4g}]" + ("  undetermined" if name in fit.undetermined else ""))
+    for note in fit.notes:
+        print(f"  note: {note}")
     for e in result.holdout:
         joint = "refused" if e["joint_error_pct"] is None else f"{e['joint_error_pct']:.2f}%"
         per = "-" if e["per_fraction_error_pct"] is None else f"{e['per_fraction_error_pct']:.2f}%"
@@ -174,7 +178,8 @@ def _plan(args: argparse.Namespace) -> int:
         from recbole_lsrm.scales import scales
 
         sizes = {s.name: float(s.non_embedding_params) for s in scales()}
-    result = plan(fit, args.interactions, budget, sizes=sizes, extrapolation=args.extrapolation)
+    result = plan(fit, args.interactions, budget, sizes=sizes, extrapolation=args.extrapolation,
+                  allow_undetermined=args.allow_undetermined)
 
     def line(c: dict) -> str:
         ci = c["loss_ci95"]
@@ -183,6 +188,8 @@ def _plan(args: argparse.Namespace) -> int:
                 + (f" [95% {ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
 
     print(f"D = {args.interactions:,.0f} interactions, C = {budget:.3g} FLOPs ({result['flops_rule']})")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
     print("best: " + line(result["best"]))
     for c in result["runners_up"]:
         print("then: " + line(c))

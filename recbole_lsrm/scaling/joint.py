@@ -10,11 +10,14 @@ Language Models") define it: the R repeated epochs are worth less than fresh dat
 data seen.
 
 :func:`fit_joint` fits the six constants by least squares (several starts) with 95%
-intervals from the estimate's covariance; :func:`holdout_errors` refits without one
+intervals from the estimate's covariance, and names the constants the trials do not
+determine (the estimate at a bound of the fit, or an interval from one bound to the other); :func:`holdout_errors` refits without one
 model size or one data fraction at a time and predicts it, next to what the per-fraction
 L(N) fits (:mod:`recbole_lsrm.scaling.fit`) can predict; :func:`plan` answers "which N and
 how many epochs for D interactions and a budget of C FLOPs" (C = 6 N x trained targets, the
-usual transformer count), refusing to extrapolate far beyond the fitted range.
+usual transformer count), refusing to extrapolate far beyond the fitted range, and to choose
+a size (or an amount of data) when the law's N term (or D' term) is undetermined: the choice
+would then be an artefact of the fit, not something the trials show.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from recbole_lsrm.scaling.fit import FitError, fit_power_law
 PARAMETERS = ("E", "A", "alpha", "B", "beta", "R_star")
 MIN_POINTS = 8  # six constants and at least two degrees of freedom
 DEFAULT_SAMPLES = 200
+# Which constants each choice of the planner rests on.
+SIZE_TERM = ("A", "alpha")
+DATA_TERM = ("B", "beta")
+AT_BOUND = 1e-3  # an estimate this close to a bound (in the fitted parametrisation) sits on it
 DEFAULT_EXTRAPOLATION = 10.0  # how far past the fitted N, U and epochs the planner goes
 FLOPS_PER_PARAMETER_AND_TARGET = 6  # forward + backward
 
@@ -58,6 +65,7 @@ class JointFit:
     ci95: dict[str, list[float]] = field(default_factory=dict)
     samples: list[list[float]] = field(default_factory=list)  # constants drawn for prediction intervals
     notes: list[str] = field(default_factory=list)
+    undetermined: list[str] = field(default_factory=list)  # constants the trials leave open
 
     def constants(self) -> np.ndarray:
         return np.array([getattr(self, p) for p in PARAMETERS])
@@ -79,7 +87,7 @@ class JointFit:
             "law": "L(N, D') = E + A / N^alpha + B / D'^beta, D' = U + U R* (1 - exp(-(epochs - 1) / R*))",
             **{p: getattr(self, p) for p in PARAMETERS},
             "ci95": self.ci95, "n_points": self.n_points, "rmse": self.rmse, "ranges": self.ranges,
-            "samples": self.samples, "notes": self.notes,
+            "samples": self.samples, "notes": self.notes, "undetermined": self.undetermined,
         }
 
     @classmethod
@@ -87,7 +95,8 @@ class JointFit:
         try:
             return cls(**{p: float(data[p]) for p in PARAMETERS}, n_points=int(data["n_points"]),
                        rmse=float(data["rmse"]), ranges=data["ranges"], ci95=data.get("ci95", {}),
-                       samples=data.get("samples", []), notes=data.get("notes", []))
+                       samples=data.get("samples", []), notes=data.get("notes", []),
+                       undetermined=list(data.get("undetermined", [])))
         except (KeyError, TypeError, ValueError) as err:
             raise FitError(f"not a joint fit (missing or bad {err}); write one with: python -m recbole_lsrm.scaling fit-joint") from None
 
@@ -170,6 +179,7 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
                 "epochs": [float(epochs.min()), float(epochs.max())]},
         notes=notes,
     )
+    at_bound = (best.x - lower < AT_BOUND) | (upper - best.x < AT_BOUND)
     dof = N.size - len(PARAMETERS)
     try:
         cov = float(np.sum(residuals**2)) / dof * np.linalg.inv(best.jac.T @ best.jac)
@@ -177,6 +187,7 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
         cov = None
     if cov is None or not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < 0):
         fit.notes.append("the covariance of the estimate is singular: no intervals")
+        _name_undetermined(fit, at_bound)
         return fit
     # Wald intervals in the fitted parametrisation (A, B and R* on the log scale), cut to the
     # fit's bounds: where a cut shows, the trials say little about that constant.
@@ -184,12 +195,26 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
     se = np.sqrt(np.diag(cov))
     lo, hi = _unpack(np.maximum(best.x - t * se, lower)), _unpack(np.minimum(best.x + t * se, upper))
     fit.ci95 = {p: [float(a), float(b)] for p, a, b in zip(PARAMETERS, lo, hi)}
+    _name_undetermined(fit, at_bound | ((best.x - t * se <= lower) & (best.x + t * se >= upper)))
     if samples > 0:
         # Constants drawn from the estimate's normal approximation: prediction intervals.
         draws = np.random.default_rng(seed).multivariate_normal(best.x, cov, size=samples, check_valid="ignore")
         draws = np.clip(draws, lower, upper)
         fit.samples = [_unpack(d).tolist() for d in draws]
     return fit
+
+
+def _name_undetermined(fit: JointFit, undetermined: np.ndarray) -> None:
+    """Record (and explain in the notes) the constants the trials leave open."""
+    fit.undetermined = [name for name, flag in zip(PARAMETERS, undetermined) if flag]
+    explain = {
+        "A": "how much the loss falls with N", "alpha": "how fast the loss falls with N",
+        "B": "how much the loss falls with data", "beta": "how fast the loss falls with data",
+        "R_star": "how much a repeated epoch is worth", "E": "the loss's floor",
+    }
+    for name in fit.undetermined:
+        fit.notes.append(f"{name} is not determined by these trials (at a bound of the fit, or an interval from one "
+                         f"bound to the other): they do not show {explain[name]}")
 
 
 # --- held-out prediction ---------------------------------------------------------------------------
@@ -248,16 +273,30 @@ class Choice:
 
 
 def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[str, float] | None = None,
-         extrapolation: float = DEFAULT_EXTRAPOLATION, runners_up: int = 4) -> dict[str, Any]:
+         extrapolation: float = DEFAULT_EXTRAPOLATION, runners_up: int = 4,
+         allow_undetermined: bool = False) -> dict[str, Any]:
     """The N (and epochs = C / (6 N D)) with the lowest predicted loss for budget C and data D.
 
     ``sizes`` restricts N to named sizes (Table IV scales); otherwise a log grid of N within
     ``extrapolation`` times the fitted range. Refuses (FitError) data or epochs more than
-    ``extrapolation`` times outside the fitted range, and an optimum at the grid's edge.
+    ``extrapolation`` times outside the fitted range, and an optimum at the grid's edge. Unless
+    ``allow_undetermined``, it also refuses a fit whose N term or D' term is undetermined
+    (:attr:`JointFit.undetermined`), and with R* undetermined it stays within the fitted epochs.
     """
     D = float(interactions)
     if not (D > 0 and budget_flops > 0):
         raise FitError(f"--interactions and --budget must be positive, got {interactions} and {budget_flops}")
+    open_terms = [(term, what) for term, what in ((SIZE_TERM, "how the loss depends on N"),
+                                                   (DATA_TERM, "how the loss depends on data"))
+                  if any(name in fit.undetermined for name in term)]
+    if open_terms and not allow_undetermined:
+        names = ", ".join(n for term, _ in open_terms for n in term if n in fit.undetermined)
+        raise FitError(f"the fitted law does not determine {' or '.join(w for _, w in open_terms)} ({names}: at a "
+                       "bound of the fit or without a bounded interval), so its choice would be an artefact of the "
+                       "fit, not of the trials; add trials that vary that axis where it matters, or pass "
+                       "--allow-undetermined to see the fit's choice anyway")
+    warnings = [f"{n} is undetermined: the choice rests on a constant the trials do not show" for n in fit.undetermined
+                if n in SIZE_TERM + DATA_TERM] if allow_undetermined else []
     lo_u, hi_u = fit.ranges["U"]
     if not lo_u / extrapolation <= D <= hi_u * extrapolation:
         raise FitError(f"{D:,.0f} interactions is more than {extrapolation:g}x outside the fitted data "
@@ -278,10 +317,15 @@ def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[st
     losses = fit.predict(grid, D, epochs)
     order = np.argsort(losses)
     best = int(order[0])
-    max_epochs = fit.ranges["epochs"][1] * extrapolation
-    if epochs[best] > max_epochs:
+    most_fitted = fit.ranges["epochs"][1]
+    if "R_star" in fit.undetermined and not allow_undetermined:
+        if epochs[best] > most_fitted:
+            raise FitError(f"the best choice trains {epochs[best]:.0f} epochs, more than the most epochs fitted "
+                           f"({most_fitted:g}), and R* (what a repeated epoch is worth) is not determined by the "
+                           "trials: no repetition beyond them can be predicted; pass --allow-undetermined to see it anyway")
+    elif epochs[best] > most_fitted * extrapolation:
         raise FitError(f"the best choice trains {epochs[best]:.0f} epochs, more than {extrapolation:g}x the most "
-                       f"epochs fitted ({fit.ranges['epochs'][1]:g}): the repetition term would be extrapolated too far")
+                       f"epochs fitted ({most_fitted:g}): the repetition term would be extrapolated too far")
     if not sizes and best in (0, grid.size - 1):
         edge = "smallest" if best == 0 else "largest"
         raise FitError(f"the lowest predicted loss is at the {edge} N the planner may consider ({grid[best]:,.0f}, "
@@ -301,4 +345,4 @@ def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[st
             picked.append(choice(int(i)))
     return {"interactions": D, "budget_flops": float(budget_flops), "best": picked[0].to_dict(),
             "runners_up": [c.to_dict() for c in picked[1:]], "sizes_outside_range": outside,
-            "flops_rule": "C = 6 N x (epochs x interactions)"}
+            "flops_rule": "C = 6 N x (epochs x interactions)", "warnings": warnings}

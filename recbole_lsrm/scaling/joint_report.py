@@ -97,11 +97,12 @@ def markdown(result: JointResult) -> list[str]:
         f"{fit.ranges['U'][0]:,.0f} ... {fit.ranges['U'][1]:,.0f}, epochs {fit.ranges['epochs'][0]:g} ... "
         f"{fit.ranges['epochs'][1]:g}); rmse {fit.rmse:.4f}.", "",
     ]
-    lines += ["| constant | value | 95% interval |", "|---|---|---|"]
+    lines += ["| constant | value | 95% interval | determined by the trials |", "|---|---|---|---|"]
     for name in ("E", "A", "alpha", "B", "beta", "R_star"):
         value = getattr(fit, name)
         interval = ci.get(name)
-        lines.append(f"| {name} | {value:.4g} | " + (f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "-") + " |")
+        lines.append(f"| {name} | {value:.4g} | " + (f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "-")
+                     + f" | {'no' if name in fit.undetermined else 'yes'} |")
     lines += [""] + [f"- {n}" for n in fit.notes] + ([""] if fit.notes else [])
     lines += ["Held out (refit without them, then predicted): mean |error| of the test CE in %.", "",
               "| left out | trials | joint law | per-fraction L(N) |", "|---|---|---|---|"]
