@@ -1,7 +1,7 @@
 """How much of a CPU's matrix-product rate LSRM training uses on ML-1M, and what a validation pass costs.
 
     python benchmarks/cpu_efficiency.py [--scales=l2,l4] [--steps=6] [--max-len=50]
-                                        [--epoch-len=200] [--datasets=../shared/datasets]
+                                        [--epoch-len=200] [--compile] [--datasets=../shared/datasets]
 
 Reads ``ml-1m/ml-1m.inter.xz`` from the shared datasets folder (skips, saying so, when it is
 absent; the file is never copied into the project) and builds the plugin's own data path,
@@ -78,7 +78,7 @@ def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 
     return sum(6 * m * k * n for m, k, n in shapes) / best
 
 
-def build(scale: str, max_len: int, data_path: Path, work: Path):
+def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False):
     from recbole.utils import init_seed
 
     from recbole_lsrm.compat import get_model_class
@@ -96,6 +96,7 @@ def build(scale: str, max_len: int, data_path: Path, work: Path):
     config = LSRMConfig(model_class, "ml-1m", None, {
         "scale": scale, "MAX_ITEM_LIST_LENGTH": max_len, "state": "WARNING", "show_progress": False,
         "data_path": str(data_path), "checkpoint_dir": str(work / "saved"),
+        **({"compile": True} if compile_model else {}),
     })
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config, model_class)
@@ -139,7 +140,7 @@ def cpu_times() -> list[int]:
 
 def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
     """Median over steps of (model FLOP/s in the step) / (matmul rate measured right after it)."""
-    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work)
+    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work, args.compile)
     per_position = trainer.model.flops_per_position()
     trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
     steps, shares, rates, positions_per_s = [], [], [], []
@@ -187,6 +188,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per scale")
     parser.add_argument("--max-len", type=int, default=50, help="window length of the timed steps")
     parser.add_argument("--epoch-len", type=int, default=200, help="window length of the epoch and validation timing (0: skip)")
+    parser.add_argument("--compile", action="store_true", help="time the steps with compile: True (torch.compile)")
     args = parser.parse_args()
     source = ml1m_source(args.datasets)
     if source is None:
