@@ -39,18 +39,7 @@ from pathlib import Path
 import torch
 
 from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
-
-
-def matmul_rate(size: int = 2048, reps: int = 5) -> float:
-    """fp32 FLOP/s of a size^3 torch.mm on this machine (best of ``reps``)."""
-    a = torch.randn(size, size)
-    a @ a
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+from timing import best_time, matmul_rate
 
 
 def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 2) -> float:
@@ -69,13 +58,7 @@ def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 
         for x, w, g in tensors:
             x @ w, g @ w.T, x.T @ g
 
-    products()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        products()
-        best = min(best, time.perf_counter() - start)
-    return sum(6 * m * k * n for m, k, n in shapes) / best
+    return sum(6 * m * k * n for m, k, n in shapes) / best_time(products, reps)
 
 
 def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False):

@@ -17,20 +17,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def best_time(step, reps: int) -> float:
-    step()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import best_time, matmul_rate
 
 
 def main() -> int:
@@ -49,8 +40,7 @@ def main() -> int:
     keep_freed_memory()  # as pipeline.run does on a CPU
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"plugin at {recbole_lsrm.__file__}; {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    matmul = torch.randn(2048, 2048, device=device)
-    rate = 2 * 2048**3 / best_time(lambda: matmul @ matmul, 5)
+    rate = matmul_rate(device=device)
     print(f"2048^3 fp32 matmul: {rate / 1e9:.1f} GFLOP/s")
     print(f"{'items':>8} {'chunk':>6} {'plugin ms':>10} {'plain ms':>9} {'plugin/plain':>12} {'GFLOP/s':>8} {'of mm':>6} "
           f"{'plain scores MB':>15} {'max grad diff':>13}")
@@ -63,8 +53,6 @@ def main() -> int:
         def run(loss_fn):
             hidden.grad = weight.grad = None
             loss_fn().backward()
-            if device == "cuda":
-                torch.cuda.synchronize()
             return hidden.grad.clone(), weight.grad.clone()
 
         def plain():

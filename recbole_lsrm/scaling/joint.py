@@ -286,17 +286,16 @@ def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[st
     D = float(interactions)
     if not (D > 0 and budget_flops > 0):
         raise FitError(f"--interactions and --budget must be positive, got {interactions} and {budget_flops}")
-    open_terms = [(term, what) for term, what in ((SIZE_TERM, "how the loss depends on N"),
-                                                   (DATA_TERM, "how the loss depends on data"))
-                  if any(name in fit.undetermined for name in term)]
+    open_terms = [n for n in SIZE_TERM + DATA_TERM if n in fit.undetermined]
     if open_terms and not allow_undetermined:
-        names = ", ".join(n for term, _ in open_terms for n in term if n in fit.undetermined)
-        raise FitError(f"the fitted law does not determine {' or '.join(w for _, w in open_terms)} ({names}: at a "
-                       "bound of the fit or without a bounded interval), so its choice would be an artefact of the "
-                       "fit, not of the trials; add trials that vary that axis where it matters, or pass "
-                       "--allow-undetermined to see the fit's choice anyway")
-    warnings = [f"{n} is undetermined: the choice rests on a constant the trials do not show" for n in fit.undetermined
-                if n in SIZE_TERM + DATA_TERM] if allow_undetermined else []
+        what = " or ".join(w for term, w in ((SIZE_TERM, "how the loss depends on N"), (DATA_TERM, "how the loss depends on data"))
+                           if set(term) & set(open_terms))
+        raise FitError(f"the fitted law does not determine {what} ({', '.join(open_terms)}: at a bound of the fit, or "
+                       "an interval from one bound to the other), so its choice would be an artefact of the fit, not "
+                       "of the trials; add trials that vary that axis where it matters, or pass --allow-undetermined "
+                       "to see the fit's choice anyway")
+    warnings = [f"{n} is undetermined: the choice rests on a constant the trials do not show"
+                for n in fit.undetermined if n != "E"] if allow_undetermined else []
     lo_u, hi_u = fit.ranges["U"]
     if not lo_u / extrapolation <= D <= hi_u * extrapolation:
         raise FitError(f"{D:,.0f} interactions is more than {extrapolation:g}x outside the fitted data "

@@ -1,0 +1,26 @@
+"""Timing helpers shared by the benchmarks: the best of several runs, and the matmul rate they are set against."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def best_time(step, reps: int) -> float:
+    """Seconds of the fastest of ``reps`` calls of ``step()``, after one untimed call."""
+    step()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_rate(size: int = 2048, reps: int = 5, device: str = "cpu") -> float:
+    """fp32 FLOP/s of a size^3 ``torch.mm`` on ``device`` (best of ``reps``)."""
+    a = torch.randn(size, size, device=device)
+    return 2 * size**3 / best_time(lambda: a @ a, reps)
