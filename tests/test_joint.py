@@ -41,20 +41,45 @@ def test_effective_data_follows_muennighoff():
 
 
 @pytest.mark.slow
-def test_fit_recovers_a_known_law_within_its_intervals():
+@pytest.mark.parametrize("intervals", ["bootstrap", "covariance"])
+def test_fit_recovers_a_known_law_within_its_intervals(intervals):
+    draws, unseen = 40, (2e5, 7e5, 8)
     covered = {name: 0 for name in PARAMETERS}
-    for seed in range(10):
+    predicted = 0
+    for seed in range(draws):
         N, U, epochs, _, L = synthetic_trials(seed=seed)
-        fit = fit_joint(N, U, epochs, L, seed=seed)
+        fit = fit_joint(N, U, epochs, L, seed=seed, samples=100, intervals=intervals)
+        assert fit.ci_method.startswith(intervals)
         assert fit.rmse < 0.006
         for name in PARAMETERS:
             assert getattr(fit, name) == pytest.approx(TRUE[name], rel=0.05)
             lo, hi = fit.ci95[name]
             covered[name] += lo <= TRUE[name] <= hi
-    # 95% intervals: each constant's truth inside in most of the noise draws
-    assert all(count >= 7 for count in covered.values()), covered
-    # and an unseen combination is predicted closely
-    assert fit.predict(2e5, 7e5, 8) == pytest.approx(known_law(2e5, 7e5, 8), abs=0.02)
+        lo, hi = fit.predict_interval(*unseen)
+        predicted += lo <= known_law(*unseen) <= hi
+    # 95% intervals: each constant's truth inside in most of the noise draws (about 80-95% of
+    # these 40, benchmarks/joint_intervals.py measures it over more), and the prediction
+    # interval of an unseen combination holds its true loss as often
+    assert all(count >= 0.75 * draws for count in covered.values()), covered
+    assert predicted >= 0.75 * draws, predicted
+    assert fit.predict(*unseen) == pytest.approx(known_law(*unseen), abs=0.02)
+
+
+def test_bootstrap_intervals_come_from_refits_and_unknown_methods_are_refused():
+    N, U, epochs, _, L = synthetic_trials()
+    boot = fit_joint(N, U, epochs, L, samples=30)
+    wald = fit_joint(N, U, epochs, L, samples=30, intervals="covariance")
+    assert boot.ci_method.startswith("bootstrap: 30 refits") and len(boot.samples) == 30
+    # the same estimate, other intervals: each bootstrap interval is the percentiles of its refits
+    assert boot.constants() == pytest.approx(wald.constants())
+    assert boot.ci95 != wald.ci95
+    refits = np.array(boot.samples)
+    for i, name in enumerate(PARAMETERS):
+        assert boot.ci95[name] == pytest.approx(list(np.percentile(refits[:, i], [2.5, 97.5])), rel=1e-3)
+    none = fit_joint(N, U, epochs, L, samples=0)
+    assert none.ci95 == {} and none.samples == [] and none.predict_interval(1e5, 5e5, 4) is None
+    with pytest.raises(FitError, match="intervals must be one of bootstrap, covariance"):
+        fit_joint(N, U, epochs, L, intervals="jackknife")
 
 
 def test_planner_picks_the_known_optimum():
@@ -146,7 +171,7 @@ def test_a_law_that_the_trials_leave_open_is_named_and_not_planned_from():
     flat = JointFit(**{**TRUE, "A": 0.0}, n_points=0, rmse=0.0, ranges={}).predict(N, U, epochs)
     L = flat + np.random.default_rng(1).normal(0, 0.003, N.size)
     fit = fit_joint(N, U, epochs, L, samples=20)
-    assert {"A", "alpha"} & set(fit.undetermined), fit.undetermined
+    assert {"A", "alpha"} <= set(fit.undetermined), fit.undetermined  # a term stands or falls whole
     assert not {"B", "beta"} & set(fit.undetermined)
     assert any("not determined" in note for note in fit.notes)
     with pytest.raises(FitError, match="does not determine how the loss depends on N"):

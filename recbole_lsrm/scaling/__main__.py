@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from recbole_lsrm.commands import run_command
+from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, INTERVALS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     joint = commands.add_parser("fit-joint", help="fit L(N, D') with data repetition to a results table")
     joint.add_argument("results", help="results.csv of a sweep or study (columns N, train_positions, epochs_run, test_ce_loss)")
     joint.add_argument("--out", default=None, help="folder for fits.json and the figures (default: next to results)")
-    joint.add_argument("--samples", type=int, default=200, help="constant sets drawn for the prediction intervals")
+    joint.add_argument("--intervals", choices=INTERVALS, default="bootstrap",
+                       help="95%% intervals from a residual bootstrap (default) or from the estimate's covariance")
+    joint.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                       help="bootstrap refits (or covariance draws) behind the intervals; 0: no intervals")
 
     planner = commands.add_parser("plan", help="which model size and how many epochs for a dataset and a budget")
     planner.add_argument("--fits", required=True, help="fits.json holding a joint law (fit-joint writes it)")
@@ -118,7 +122,7 @@ def _fit_joint(args: argparse.Namespace) -> int:
         raise SystemExit("error: --samples must be >= 0")
     results = Path(args.results).resolve()
     out = Path(args.out).resolve() if args.out else results.parent
-    result = run_joint(load_results(results), out, samples=args.samples)
+    result = run_joint(load_results(results), out, samples=args.samples, intervals=args.intervals)
     save_joint(result, out / "fits.json")
     if result.fit is None:
         print(f"error: joint law not fitted: {result.reason}", file=sys.stderr)

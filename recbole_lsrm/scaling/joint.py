@@ -10,7 +10,7 @@ Language Models") define it: the R repeated epochs are worth less than fresh dat
 data seen.
 
 :func:`fit_joint` fits the six constants by least squares (several starts) with 95%
-intervals from the estimate's covariance, and names the constants the trials do not
+intervals from a residual bootstrap (or from the estimate's covariance), and names the constants the trials do not
 determine (the estimate at a bound of the fit, or an interval from one bound to the other); :func:`holdout_errors` refits without one
 model size or one data fraction at a time and predicts it, next to what the per-fraction
 L(N) fits (:mod:`recbole_lsrm.scaling.fit`) can predict; :func:`plan` answers "which N and
@@ -35,6 +35,7 @@ from recbole_lsrm.scaling.fit import FitError, fit_power_law
 PARAMETERS = ("E", "A", "alpha", "B", "beta", "R_star")
 MIN_POINTS = 8  # six constants and at least two degrees of freedom
 DEFAULT_SAMPLES = 200
+INTERVALS = ("bootstrap", "covariance")
 # Which constants each choice of the planner rests on.
 SIZE_TERM = ("A", "alpha")
 DATA_TERM = ("B", "beta")
@@ -65,6 +66,7 @@ class JointFit:
     ci95: dict[str, list[float]] = field(default_factory=dict)
     samples: list[list[float]] = field(default_factory=list)  # constants drawn for prediction intervals
     notes: list[str] = field(default_factory=list)
+    ci_method: str = ""  # how ci95 and the samples were made
     undetermined: list[str] = field(default_factory=list)  # constants the trials leave open
 
     def constants(self) -> np.ndarray:
@@ -76,7 +78,7 @@ class JointFit:
         return E + A / np.asarray(N, dtype=float) ** alpha + B / D**beta
 
     def predict_interval(self, N, U, epochs) -> tuple[np.ndarray, np.ndarray] | None:
-        """2.5 and 97.5 percentiles of the predictions of the drawn constants."""
+        """2.5 and 97.5 percentiles of the predictions of the sampled constants (see ``ci_method``)."""
         if not self.samples:
             return None
         predictions = np.array([self.predict(N, U, epochs, np.array(s)) for s in self.samples])
@@ -87,7 +89,8 @@ class JointFit:
             "law": "L(N, D') = E + A / N^alpha + B / D'^beta, D' = U + U R* (1 - exp(-(epochs - 1) / R*))",
             **{p: getattr(self, p) for p in PARAMETERS},
             "ci95": self.ci95, "n_points": self.n_points, "rmse": self.rmse, "ranges": self.ranges,
-            "samples": self.samples, "notes": self.notes, "undetermined": self.undetermined,
+            "ci_method": self.ci_method, "samples": self.samples, "notes": self.notes,
+            "undetermined": self.undetermined,
         }
 
     @classmethod
@@ -95,7 +98,7 @@ class JointFit:
         try:
             return cls(**{p: float(data[p]) for p in PARAMETERS}, n_points=int(data["n_points"]),
                        rmse=float(data["rmse"]), ranges=data["ranges"], ci95=data.get("ci95", {}),
-                       samples=data.get("samples", []), notes=data.get("notes", []),
+                       samples=data.get("samples", []), notes=data.get("notes", []), ci_method=data.get("ci_method", ""),
                        undetermined=list(data.get("undetermined", [])))
         except (KeyError, TypeError, ValueError) as err:
             raise FitError(f"not a joint fit (missing or bad {err}); write one with: python -m recbole_lsrm.scaling fit-joint") from None
@@ -138,13 +141,20 @@ def _check(N, U, epochs, L) -> tuple[np.ndarray, ...]:
 
 
 def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L: Iterable[float],
-              samples: int = DEFAULT_SAMPLES, seed: int = 0) -> JointFit:
+              samples: int = DEFAULT_SAMPLES, seed: int = 0, intervals: str = "bootstrap") -> JointFit:
     """Fit the joint law to trials (N, U, epochs) -> loss; refuses too few or one-axis data.
 
-    Intervals of the constants: estimate +- t(0.975, n - 6) standard errors from the
-    covariance of the least-squares estimate. ``samples`` sets of constants drawn from that
-    normal approximation give the prediction intervals (:meth:`JointFit.predict_interval`).
+    ``intervals="bootstrap"`` (the default): ``samples`` refits on the fitted losses plus
+    residuals resampled with replacement (scaled by 1 / sqrt(1 - leverage), so that they are as
+    large as the noise, and centred); a constant's 95% interval is the 2.5-97.5 percentiles of
+    its refits, and the refits' constants give the prediction intervals
+    (:meth:`JointFit.predict_interval`). ``intervals="covariance"``: estimate +- t(0.975, n - 6)
+    standard errors from the covariance of the estimate, and ``samples`` constant sets drawn from
+    that normal approximation. ``samples=0``: no intervals (a fit to predict from, as
+    :func:`holdout_errors` needs).
     """
+    if intervals not in INTERVALS:
+        raise FitError(f"intervals must be one of {', '.join(INTERVALS)}, got {intervals!r}")
     N, U, epochs, L = _check(N, U, epochs, L)
     if N.size < MIN_POINTS:
         raise FitError(f"the joint law has 6 constants: it needs at least {MIN_POINTS} trials, got {N.size}")
@@ -157,9 +167,9 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
     if not repeated.any():
         notes.append("no trial repeats its data (all epochs <= 1): R* is not determined by these trials")
     ln_n = np.log(N)
-    floor = float(L.min())
-    lower = np.array([0.0, -50.0, 0.01, -50.0, 0.01, math.log(0.05)])
-    upper = np.array([floor, 80.0, 3.0, 80.0, 3.0, math.log(1e4)])
+    bounds = _bounds(L)
+    lower, upper = bounds
+    floor = upper[0]
     starts = []
     for E in (0.0, 0.5 * floor, 0.9 * floor):
         for alpha in (0.1, 0.5):
@@ -170,7 +180,7 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
                         E, math.log(part) + alpha * float(np.median(ln_n)), alpha,
                         math.log(part) + beta * float(np.median(np.log(U))), beta, math.log(r),
                     ]))
-    best = _solve(starts, ln_n, U, epochs, L, (lower, upper))
+    best = _solve(starts, ln_n, U, epochs, L, bounds)
     residuals = best.fun
     constants = _unpack(best.x)
     fit = JointFit(
@@ -180,41 +190,86 @@ def fit_joint(N: Iterable[float], U: Iterable[float], epochs: Iterable[float], L
         notes=notes,
     )
     at_bound = (best.x - lower < AT_BOUND) | (upper - best.x < AT_BOUND)
+    if samples <= 0:
+        _name_undetermined(fit, at_bound)
+        return fit
     dof = N.size - len(PARAMETERS)
     try:
-        cov = float(np.sum(residuals**2)) / dof * np.linalg.inv(best.jac.T @ best.jac)
+        inverse = np.linalg.inv(best.jac.T @ best.jac)
     except np.linalg.LinAlgError:
-        cov = None
-    if cov is None or not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < 0):
+        inverse = None
+    if inverse is None or not np.all(np.isfinite(inverse)) or np.any(np.diag(inverse) < 0):
         fit.notes.append("the covariance of the estimate is singular: no intervals")
         _name_undetermined(fit, at_bound)
         return fit
-    # Wald intervals in the fitted parametrisation (A, B and R* on the log scale), cut to the
-    # fit's bounds: where a cut shows, the trials say little about that constant.
-    t = float(stats.t.ppf(0.975, dof))
-    se = np.sqrt(np.diag(cov))
-    lo, hi = _unpack(np.maximum(best.x - t * se, lower)), _unpack(np.minimum(best.x + t * se, upper))
-    fit.ci95 = {p: [float(a), float(b)] for p, a, b in zip(PARAMETERS, lo, hi)}
-    _name_undetermined(fit, at_bound | ((best.x - t * se <= lower) & (best.x + t * se >= upper)))
-    if samples > 0:
-        # Constants drawn from the estimate's normal approximation: prediction intervals.
-        draws = np.random.default_rng(seed).multivariate_normal(best.x, cov, size=samples, check_valid="ignore")
-        draws = np.clip(draws, lower, upper)
-        fit.samples = [_unpack(d).tolist() for d in draws]
+    rng = np.random.default_rng(seed)
+    if intervals == "bootstrap":
+        draws = _bootstrap(best, inverse, ln_n, U, epochs, L, samples, rng)
+        lo, hi = np.percentile(draws, 2.5, axis=0), np.percentile(draws, 97.5, axis=0)
+        fit.ci_method = (f"bootstrap: {samples} refits on resampled residuals (leverage-corrected), "
+                         "2.5-97.5 percentiles")
+    else:
+        # Wald intervals in the fitted parametrisation (A, B and R* on the log scale), cut to
+        # the fit's bounds: where a cut shows, the trials say little about that constant.
+        cov = float(np.sum(residuals**2)) / dof * inverse
+        t = float(stats.t.ppf(0.975, dof))
+        se = np.sqrt(np.diag(cov))
+        lo, hi = np.maximum(best.x - t * se, lower), np.minimum(best.x + t * se, upper)
+        draws = np.clip(rng.multivariate_normal(best.x, cov, size=samples, check_valid="ignore"), lower, upper)
+        fit.ci_method = f"covariance: estimate +- t(0.975, {dof} dof) x standard error, cut to the fit's bounds"
+    fit.ci95 = {p: [float(a), float(b)] for p, a, b in zip(PARAMETERS, _unpack(lo), _unpack(hi))}
+    fit.samples = [_unpack(d).tolist() for d in draws]
+    _name_undetermined(fit, at_bound | ((lo - lower < AT_BOUND) & (upper - hi < AT_BOUND)))
     return fit
 
 
+def _bounds(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fit's bounds in its parametrisation (E, ln A, alpha, ln B, beta, ln R*); E <= min(L)."""
+    lower = np.array([0.0, -50.0, 0.01, -50.0, 0.01, math.log(0.05)])
+    upper = np.array([float(L.min()), 80.0, 3.0, 80.0, 3.0, math.log(1e4)])
+    return lower, upper
+
+
+def _bootstrap(best, inverse, ln_n, U, epochs, L, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Constants refitted to the fitted losses plus resampled residuals, one row per refit.
+
+    A least-squares residual is smaller than the noise behind it by sqrt(1 - leverage); dividing
+    by that (and centring) makes the resampled noise as large as the trials' own.
+    """
+    jac = best.jac
+    leverage = np.clip(np.einsum("ij,jk,ik->i", jac, inverse, jac), 0.0, 0.99)
+    noise = best.fun / np.sqrt(1.0 - leverage)
+    noise -= noise.mean()
+    fitted = L + best.fun  # best.fun = law - L
+    draws = np.empty((samples, best.x.size))
+    for i in range(samples):
+        resampled = fitted + rng.choice(noise, size=noise.size, replace=True)
+        draws[i] = _solve([best.x], ln_n, U, epochs, resampled, _bounds(resampled)).x
+    return draws
+
+
 def _name_undetermined(fit: JointFit, undetermined: np.ndarray) -> None:
-    """Record (and explain in the notes) the constants the trials leave open."""
-    fit.undetermined = [name for name, flag in zip(PARAMETERS, undetermined) if flag]
+    """Record (and explain in the notes) the constants the trials leave open.
+
+    A term's two constants stand or fall together: with alpha open, A / N^alpha pins no A (and
+    the other way round), so the partner of an open constant is named too.
+    """
+    flags = dict(zip(PARAMETERS, (bool(f) for f in undetermined)))
+    partner = {}
+    for term in (SIZE_TERM, DATA_TERM):
+        for name in term:
+            if not flags[name] and any(flags[other] for other in term):
+                flags[name], partner[name] = True, next(other for other in term if flags[other])
+    fit.undetermined = [name for name in PARAMETERS if flags[name]]
     explain = {
         "A": "how much the loss falls with N", "alpha": "how fast the loss falls with N",
         "B": "how much the loss falls with data", "beta": "how fast the loss falls with data",
         "R_star": "how much a repeated epoch is worth", "E": "the loss's floor",
     }
     for name in fit.undetermined:
-        fit.notes.append(f"{name} is not determined by these trials (at a bound of the fit, or an interval from one "
-                         f"bound to the other): they do not show {explain[name]}")
+        why = (f"its term's {partner[name]} is open" if name in partner
+               else "at a bound of the fit, or an interval from one bound to the other")
+        fit.notes.append(f"{name} is not determined by these trials ({why}): they do not show {explain[name]}")
 
 
 # --- held-out prediction ---------------------------------------------------------------------------
@@ -291,7 +346,7 @@ def plan(fit: JointFit, interactions: float, budget_flops: float, sizes: dict[st
         what = " or ".join(w for term, w in ((SIZE_TERM, "how the loss depends on N"), (DATA_TERM, "how the loss depends on data"))
                            if set(term) & set(open_terms))
         raise FitError(f"the fitted law does not determine {what} ({', '.join(open_terms)}: at a bound of the fit, or "
-                       "an interval from one bound to the other), so its choice would be an artefact of the fit, not "
+                       "an interval from one bound to the other, or the partner of such a constant), so its choice would be an artefact of the fit, not "
                        "of the trials; add trials that vary that axis where it matters, or pass --allow-undetermined "
                        "to see the fit's choice anyway")
     warnings = [f"{n} is undetermined: the choice rests on a constant the trials do not show"

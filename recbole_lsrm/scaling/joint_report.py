@@ -60,12 +60,13 @@ def joint_points(table: pd.DataFrame) -> pd.DataFrame:
     return points.dropna().reset_index(drop=True)
 
 
-def run_joint(table: pd.DataFrame, out: Path, samples: int = DEFAULT_SAMPLES, prefix: str = "") -> JointResult:
+def run_joint(table: pd.DataFrame, out: Path, samples: int = DEFAULT_SAMPLES, prefix: str = "",
+              intervals: str = "bootstrap") -> JointResult:
     """Fit, evaluate held out, plot (``<prefix>joint.png``, ``<prefix>iso_compute.png``)."""
     points = joint_points(table)
     arrays = [points[c].to_numpy(float) for c in ("N", "U", "epochs", "loss")]
     try:
-        fit = fit_joint(*arrays, samples=samples)
+        fit = fit_joint(*arrays, samples=samples, intervals=intervals)
     except FitError as err:
         return JointResult(points, None, str(err))
     result = JointResult(points, fit, holdout=holdout_errors(*arrays, points["fraction"].to_numpy(float)))
@@ -95,7 +96,7 @@ def markdown(result: JointResult) -> list[str]:
         "data of U unique training targets seen `epochs` times (Muennighoff et al. 2023); fitted on "
         f"{fit.n_points} trials (N {fit.ranges['N'][0]:,.0f} ... {fit.ranges['N'][1]:,.0f}, U "
         f"{fit.ranges['U'][0]:,.0f} ... {fit.ranges['U'][1]:,.0f}, epochs {fit.ranges['epochs'][0]:g} ... "
-        f"{fit.ranges['epochs'][1]:g}); rmse {fit.rmse:.4f}.", "",
+        f"{fit.ranges['epochs'][1]:g}); rmse {fit.rmse:.4f}. Intervals: {fit.ci_method or 'none'}.", "",
     ]
     lines += ["| constant | value | 95% interval | determined by the trials |", "|---|---|---|---|"]
     for name in ("E", "A", "alpha", "B", "beta", "R_star"):
