@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.next_item import (
     all_position_ce_loss,
+    loss_chunk,
     rank_items,
     sampled_softmax_ce,
     softmax_ce,
@@ -40,6 +41,20 @@ def test_chunked_ce_equals_plain_ce_in_value_and_gradients(chunk):
     targets = torch.randint(1, 300, (50,), generator=torch.Generator().manual_seed(1))
     _, weight_grad = _assert_chunked_ce_is_plain_ce(hidden, weight, targets, chunk)
     assert weight_grad[0].abs().max() == 0  # the padding item gets no gradient
+
+
+def test_the_default_loss_chunk_stays_in_cache_on_a_cpu_and_within_memory_elsewhere():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert loss_chunk(3706, None, cpu) == 2**21 // 3706 == 565  # ML-1M: 8 MB of scores a chunk
+    assert loss_chunk(1_000_000, None, cpu) == 512  # at least 512 rows ...
+    assert loss_chunk(2_000_000, None, cpu) == 2**29 // 2_000_000 == 268  # ... but never over the 2 GiB bound
+    assert loss_chunk(3706, None, gpu) == 2**29 // 3706
+    assert loss_chunk(3706, 64, cpu) == loss_chunk(3706, 64, gpu) == 64  # a given size is kept
+    # several default chunks on a CPU: still the plain CE
+    hidden, weight = _leaves((1300, 8), (3000, 8))
+    targets = torch.randint(0, 3000, (1300,), generator=torch.Generator().manual_seed(3))
+    assert loss_chunk(3000, None, cpu) < 1300
+    _assert_chunked_ce_is_plain_ce(hidden, weight, targets, None)
 
 
 def test_chunked_ce_keeps_no_logits_for_backward():

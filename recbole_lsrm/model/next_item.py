@@ -16,6 +16,9 @@ positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240
   bf16 copy of the gradient chunk), whatever the batch, plus the (P, d) and (n_items, d)
   gradients it keeps for backward (the item table's gradient exists anyway). ``C`` defaults to
   ``2**29 / n_items`` (2 GiB: one batch of 256 x 50 positions over ML-20M's items fits one chunk).
+  On a CPU it defaults to ``2**21 / n_items`` rows (8 MB: the chunk's softmax and its two
+  gradient products find it in cache), at least 512 (the item table's gradient product has an
+  inner size of ``C``, and runs slowly below that), and never more than the GPU's.
 - :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option): the target against
   N items drawn uniformly, either one draw shared by the batch, (P, N + 1) scores from an (N, d)
   table, or a draw per position as HSTU's reference does (``sampled_negatives: position``):
@@ -31,6 +34,9 @@ import torch.nn.functional as F
 
 # Logits kept at once by the chunked loss and ranking when no chunk size is given: 2 GiB fp32.
 LOGITS_PER_CHUNK = 2**29
+# The training loss on a CPU: 8 MB of fp32 scores a chunk, in at least this many rows.
+CPU_LOGITS_PER_CHUNK = 2**21
+CPU_MIN_ROWS = 512
 
 
 def l2_normalize(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -48,6 +54,18 @@ def tied_item_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.T
 def default_chunk(n_columns: int, chunk: int | None) -> int:
     """Rows per chunk so that a chunk holds about LOGITS_PER_CHUNK scores (or the given size)."""
     return chunk if chunk else max(1, LOGITS_PER_CHUNK // max(n_columns, 1))
+
+
+def loss_chunk(n_items: int, chunk: int | None, device: torch.device) -> int:
+    """Positions per chunk of the training loss: the given size, or the default for the device.
+
+    On a CPU, the largest chunk that stays in cache (measured by benchmarks/loss_speed.py on
+    ML-1M's 3,706 items: 0.59-0.62 of the plain loss's time at 384-768 rows, against 0.75 in one
+    chunk); elsewhere the memory bound of :func:`default_chunk`.
+    """
+    if chunk or device.type != "cpu":
+        return default_chunk(n_items, chunk)
+    return min(default_chunk(n_items, None), max(CPU_MIN_ROWS, CPU_LOGITS_PER_CHUNK // max(n_items, 1)))
 
 
 def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
@@ -117,7 +135,8 @@ def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.T
     if hidden.size(0) == 0:
         raise ValueError("no target positions in the batch")
     with_grad = torch.is_grad_enabled() and (hidden.requires_grad or item_weight.requires_grad)
-    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, default_chunk(item_weight.size(0), chunk), with_grad)
+    chunk = loss_chunk(item_weight.size(0), chunk, hidden.device)
+    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk, with_grad)
 
 
 def sampled_softmax_ce(
