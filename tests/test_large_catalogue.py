@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,6 +57,16 @@ def test_the_default_loss_chunk_stays_in_cache_on_a_cpu_and_within_memory_elsewh
     targets = torch.randint(0, 3000, (1300,), generator=torch.Generator().manual_seed(3))
     assert loss_chunk(3000, None, cpu) < 1300
     _assert_chunked_ce_is_plain_ce(hidden, weight, targets, None)
+
+
+def test_a_target_whose_probability_underflows_still_gets_its_exact_loss():
+    # Scores 150-300 nats apart: exp() of the targets' shifted scores is 0 in fp32, so a loss
+    # read off the softmax alone would be infinite.
+    hidden = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    weight = torch.tensor([[0.0, 0.0], [150.0, 0.0], [-150.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    targets = torch.tensor([2, 1, 3])  # far below the best, the best, near the best
+    _assert_chunked_ce_is_plain_ce(hidden, weight, targets, None)
+    assert softmax_ce(hidden, targets, weight).item() == pytest.approx((300 + 0 + math.log1p(2 * math.exp(-2))) / 3, rel=1e-5)
 
 
 def test_chunked_ce_keeps_no_logits_for_backward():

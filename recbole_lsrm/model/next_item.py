@@ -75,6 +75,22 @@ def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tens
     return logits
 
 
+# Below this, a probability read off the softmax has lost precision to underflow (fp32's
+# smallest normal number is 1.2e-38): such targets' log-probabilities are computed from the logits.
+_UNDERFLOW = 1e-30
+
+
+def _target_log_probabilities(logits, probabilities, targets, valid):
+    """log p(target) of each row from its softmax; rows whose p underflowed, from the logits."""
+    picked = probabilities.gather(1, targets[:, None]).squeeze(1)
+    log_p = picked.log()
+    tiny = (picked < _UNDERFLOW) & valid
+    if tiny.any():  # rare: a target scored ~70 nats below the row's best
+        rows = tiny.nonzero().squeeze(1)
+        log_p[rows] = logits[rows, targets[rows]] - torch.logsumexp(logits[rows], dim=1)
+    return log_p
+
+
 class _ChunkedSoftmaxCE(torch.autograd.Function):
     """Mean CE of ``targets`` over all items, one chunk of positions at a time; target 0 is ignored.
 
@@ -98,14 +114,22 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if with_grad else None
         grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device) if with_grad else None
         rows = torch.arange(min(chunk, hidden.size(0)), device=hidden.device)
+        on_cpu = hidden.device.type == "cpu"  # where a data-dependent branch costs no GPU wait
         for start in range(0, hidden.size(0), chunk):
             h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
-            # One fused pass (max, sum of exp, subtract) instead of logsumexp's five.
-            log_probabilities = torch.log_softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
-            total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
-            if not with_grad:
-                continue
-            grad = log_probabilities.exp_()  # softmax, in place
+            logits = _chunk_logits(h, item_weight)  # (C, n)
+            if on_cpu:  # one exp per score, the loss read off the softmax (with or without gradients: the same value)
+                grad = torch.softmax(logits, dim=1)
+                total -= torch.where(v, _target_log_probabilities(logits, grad, t, v), 0.0).sum()
+                if not with_grad:
+                    continue
+            else:
+                # One fused pass (max, sum of exp, subtract) instead of logsumexp's five.
+                log_probabilities = torch.log_softmax(logits, dim=1)
+                total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
+                if not with_grad:
+                    continue
+                grad = log_probabilities.exp_()  # softmax, in place
             grad[rows[: len(t)], t] -= 1.0
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
             # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one
