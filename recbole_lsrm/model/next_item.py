@@ -101,7 +101,9 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     kept or computed twice (with several chunks, recomputing them in backward cost a fourth
     product per chunk). Without ``with_grad`` (no_grad, or no input that needs a gradient) only
     the loss is computed. The count of targets stays a device tensor: nothing here waits for
-    the GPU.
+    the GPU. On a CPU each chunk's softmax is made once and the targets' log-probabilities are
+    read off it (:func:`_target_log_probabilities`, whose underflow check is a branch on the
+    data); on a GPU a log-softmax, then its exp, in place.
     """
 
     @staticmethod
