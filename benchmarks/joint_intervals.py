@@ -5,9 +5,10 @@
 Losses are made from a known law L(N, D') (E 3, A 40, alpha 0.35, B 300, beta 0.4, R* 8) on
 45 trials: 5 sizes (N 1e4 ... 1e6) x 3 data sizes (U 1e5, 5e5, 1e6) x 3 epochs (1, 4, 16), plus
 Gaussian noise of sd ``--noise`` (tests/test_joint.py's setting). Each of ``--draws`` noise
-draws is fitted once with each interval method of ``fit_joint``; the table gives, per constant, the share of draws whose interval holds the true
-value (95% intervals should hold it in about 95% of them) and the intervals' median width
-relative to the true value. Both methods see the same draws.
+draws is fitted once with each interval method of ``fit_joint``; the table gives, per
+constant, the share of draws whose interval holds the true value (95% intervals should hold
+it in about 95% of them) and the intervals' median width relative to the true value. Both
+methods see the same draws.
 """
 
 from __future__ import annotations

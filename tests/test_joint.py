@@ -145,6 +145,8 @@ def test_fit_joint_and_plan_commands(tmp_path, capsys):
         for i, row in enumerate(zip(N, U, epochs, fraction, L)):
             n, u, e, fr, loss = row
             writer.writerow([f"s{int(n)}", n, fr, int(e), int(e) - 1, u * e, loss])
+    assert main(["fit-joint", str(table), "--samples=0"]) == 2
+    assert "--samples must be >= 1" in capsys.readouterr().err and not (tmp_path / "fits.json").exists()
     assert main(["fit-joint", str(table), "--samples=20"]) == 0
     printed = capsys.readouterr().out
     assert "alpha" in printed and "left out" in printed

@@ -120,18 +120,16 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         for start in range(0, hidden.size(0), chunk):
             h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
             logits = _chunk_logits(h, item_weight)  # (C, n)
-            if on_cpu:  # one exp per score, the loss read off the softmax (with or without gradients: the same value)
-                grad = torch.softmax(logits, dim=1)
-                total -= torch.where(v, _target_log_probabilities(logits, grad, t, v), 0.0).sum()
-                if not with_grad:
-                    continue
-            else:
-                # One fused pass (max, sum of exp, subtract) instead of logsumexp's five.
+            if on_cpu:  # one exp per score: the loss is read off the softmax
+                probabilities = torch.softmax(logits, dim=1)
+                log_p = _target_log_probabilities(logits, probabilities, t, v)
+            else:  # one fused pass (max, sum of exp, subtract) instead of logsumexp's five
                 log_probabilities = torch.log_softmax(logits, dim=1)
-                total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
-                if not with_grad:
-                    continue
-                grad = log_probabilities.exp_()  # softmax, in place
+                log_p = log_probabilities.gather(1, t[:, None]).squeeze(1)
+            total -= torch.where(v, log_p, 0.0).sum()
+            if not with_grad:
+                continue
+            grad = probabilities if on_cpu else log_probabilities.exp_()  # the softmax (in place on a GPU)
             grad[rows[: len(t)], t] -= 1.0
             grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
             # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one

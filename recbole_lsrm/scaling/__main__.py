@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     joint.add_argument("--intervals", choices=INTERVALS, default="bootstrap",
                        help="95%% intervals from a residual bootstrap (default) or from the estimate's covariance")
     joint.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
-                       help="bootstrap refits (or covariance draws) behind the intervals; 0: no intervals")
+                       help="bootstrap refits (or covariance draws) behind the intervals")
 
     planner = commands.add_parser("plan", help="which model size and how many epochs for a dataset and a budget")
     planner.add_argument("--fits", required=True, help="fits.json holding a joint law (fit-joint writes it)")
@@ -116,10 +116,11 @@ def _fit_joint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from recbole_lsrm.scaling.joint_report import run_joint, save_joint
+    from recbole_lsrm.errors import ConfigError
     from recbole_lsrm.scaling.analysis import load_results
 
-    if args.samples < 0:
-        raise SystemExit("error: --samples must be >= 0")
+    if args.samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {args.samples}: fits.json needs the intervals that plan reports and checks")
     results = Path(args.results).resolve()
     out = Path(args.out).resolve() if args.out else results.parent
     result = run_joint(load_results(results), out, samples=args.samples, intervals=args.intervals)

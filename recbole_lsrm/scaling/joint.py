@@ -10,10 +10,11 @@ Language Models") define it: the R repeated epochs are worth less than fresh dat
 data seen.
 
 :func:`fit_joint` fits the six constants by least squares (several starts) with 95%
-intervals from a residual bootstrap (or from the estimate's covariance), and names the constants the trials do not
-determine (the estimate at a bound of the fit, or an interval from one bound to the other); :func:`holdout_errors` refits without one
-model size or one data fraction at a time and predicts it, next to what the per-fraction
-L(N) fits (:mod:`recbole_lsrm.scaling.fit`) can predict; :func:`plan` answers "which N and
+intervals from a residual bootstrap (or from the estimate's covariance), and names the
+constants the trials do not determine (the estimate at a bound of the fit, or an interval
+from one bound to the other); :func:`holdout_errors` refits without one model size or one
+data fraction at a time and predicts it, next to what the per-fraction L(N) fits
+(:mod:`recbole_lsrm.scaling.fit`) can predict; :func:`plan` answers "which N and
 how many epochs for D interactions and a budget of C FLOPs" (C = 6 N x trained targets, the
 usual transformer count), refusing to extrapolate far beyond the fitted range, and to choose
 a size (or an amount of data) when the law's N term (or D' term) is undetermined: the choice
