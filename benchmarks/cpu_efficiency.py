@@ -1,7 +1,8 @@
 """How much of a CPU's matrix-product rate LSRM training uses on ML-1M, and what a validation pass costs.
 
     python benchmarks/cpu_efficiency.py [--scales=l2,l4] [--steps=6] [--max-len=50]
-                                        [--epoch-len=200] [--compile] [--datasets=../shared/datasets]
+                                        [--epoch-len=200] [--compile] [--profile]
+                                        [--datasets=../shared/datasets]
 
 Reads ``ml-1m/ml-1m.inter.xz`` from the shared datasets folder (skips, saying so, when it is
 absent; the file is never copied into the project) and builds the plugin's own data path,
@@ -21,6 +22,10 @@ step is set against the rate measured next to it. It prints the medians over the
   they run far below the 2048^3 rate), and the step's model FLOP/s as a share of it;
 - stolen: the share of the machine's CPU time its host gave to other machines meanwhile
   (``steal`` in /proc/stat); figures taken while it is high are noisy.
+
+With ``--profile``, torch.profiler then follows three more steps per scale and splits their
+time between the full-softmax loss and the rest (layers, embedding, optimizer), each with its
+FLOPs as a share of the matmul rate measured right after.
 
 Then, for the first scale at ``--epoch-len`` (default 200, the published protocol's length),
 one whole training epoch and one validation pass (full ranking of all 6,040 users, as the
@@ -151,6 +156,29 @@ def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
     }
 
 
+def profile_steps(scale: str, args, data_path: Path, work: Path, steps: int = 3) -> dict:
+    """torch.profiler over training steps: the loss's time against the rest's, and their FLOP rates."""
+    from torch.profiler import ProfilerActivity, profile
+
+    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work, args.compile)
+    trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
+    positions = 0
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(steps):
+            positions += trainer._train_epoch(FirstBatches(train, 2 + i, 1), 1)[1]
+    rate = matmul_rate(reps=2)
+    events = prof.key_averages()
+    total_s = sum(e.self_cpu_time_total for e in events) / 1e6
+    loss_s = sum(e.cpu_time_total for e in events if e.key == "_ChunkedSoftmaxCE") / 1e6
+    loss_flops = 6 * train.dataset.item_num * config["d_model"] * positions
+    all_flops = trainer.model.flops_per_position() * positions
+    return {
+        "scale": scale, "steps": steps, "step_ms": 1000 * total_s / steps, "loss_ms": 1000 * loss_s / steps,
+        "rest_ms": 1000 * (total_s - loss_s) / steps, "loss_flop_share": loss_flops / all_flops,
+        "loss_share": loss_flops / loss_s / rate, "rest_share": (all_flops - loss_flops) / (total_s - loss_s) / rate,
+    }
+
+
 def bench_epoch_and_validation(scale: str, max_len: int, data_path: Path, work: Path) -> dict:
     config, _, trainer, train, valid = build(scale, max_len, data_path, work)
     trainer.eval_collector.data_collect(train)  # as fit() does: item counts for the metrics
@@ -172,6 +200,7 @@ def main() -> int:
     parser.add_argument("--max-len", type=int, default=50, help="window length of the timed steps")
     parser.add_argument("--epoch-len", type=int, default=200, help="window length of the epoch and validation timing (0: skip)")
     parser.add_argument("--compile", action="store_true", help="time the steps with compile: True (torch.compile)")
+    parser.add_argument("--profile", action="store_true", help="also profile 3 steps per scale: the loss against the rest")
     args = parser.parse_args()
     source = ml1m_source(args.datasets)
     if source is None:
@@ -187,7 +216,7 @@ def main() -> int:
         print(f"ML-1M, LSRM, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
         print(f"{'scale':>5} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} {'tokens/s':>9} "
               f"{'model GFLOP/s':>13} {'matmul GFLOP/s':>14} {'share':>6} {'(range)':>13} {'stolen':>6} {'own shapes':>10} {'share':>6}")
-        rows = []
+        rows, profiled = [], []
         for scale in [s for s in args.scales.split(",") if s]:
             r = bench_steps(scale, args, data_path, work / scale)
             rows.append(r)
@@ -197,7 +226,13 @@ def main() -> int:
                   f"{'({:.0f}-{:.0f}%)'.format(*(100 * x for x in r['share_range'])):>13} "
                   f"{100 * r['stolen']:>5.0f}% {r['own_shapes_gflops']:>10.1f} {100 * r['share_of_own_shapes']:>5.1f}%",
                   flush=True)
-        record = {"device": device, "steps": rows}
+            if args.profile:
+                profiled.append(profile_steps(scale, args, data_path, work / f"{scale}-profile"))
+        for p in profiled:
+            print(f"{p['scale']} profiled ({p['steps']} steps): {p['step_ms']:.0f} ms a step; the loss {p['loss_ms']:.0f} ms for "
+                  f"{100 * p['loss_flop_share']:.0f}% of the FLOPs ({100 * p['loss_share']:.0f}% of the matmul rate), the rest "
+                  f"{p['rest_ms']:.0f} ms for {100 * (1 - p['loss_flop_share']):.0f}% ({100 * p['rest_share']:.0f}%)")
+        record = {"device": device, "steps": rows, **({"profiles": profiled} if profiled else {})}
         if args.epoch_len:
             e = bench_epoch_and_validation(rows[0]["scale"], args.epoch_len, data_path, work / "epoch")
             record["epoch"] = e

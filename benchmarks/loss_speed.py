@@ -3,14 +3,15 @@
     python benchmarks/loss_speed.py [--positions=4000] [--d=64] [--items=3706,100000]
                                     [--chunks=0,1000] [--reps=3]
 
-For each catalogue size and chunk size (0: the default chunk, ``2**29 / n_items`` rows), the
+For each catalogue size and chunk size (0: the default chunk, ``loss_chunk`` in model/next_item.py), the
 plugin's ``softmax_ce`` (model/next_item.py) and ``F.cross_entropy`` over the whole
 (positions, items) score matrix run side by side on random fp32 inputs: the best of
 ``--reps`` forward + backward times, their ratio, the plugin loss's FLOP rate (its three
 products, 6 x positions x items x d) as a share of a 2048^3 fp32 ``torch.mm`` timed in the
 same run, the memory the plain loss needs for its scores and their gradient, and the
-largest gradient difference. To compare
-two versions of the plugin, run this file with ``PYTHONPATH`` set to each checkout.
+largest gradient difference; then, per catalogue size, the rate of each of the three
+products of one default chunk run alone (the ceiling of the loss's products). To compare two versions of the plugin, run this
+file with ``PYTHONPATH`` set to each checkout.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> int:
 
     import recbole_lsrm
     from recbole_lsrm.cpu_allocator import keep_freed_memory
-    from recbole_lsrm.model.next_item import softmax_ce, tied_item_logits
+    from recbole_lsrm.model.next_item import loss_chunk, softmax_ce, tied_item_logits
 
     keep_freed_memory()  # as pipeline.run does on a CPU
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -71,7 +72,19 @@ def main() -> int:
             print(f"{n:>8,} {chunk or 'auto':>6} {1000 * plugin_s:>10.0f} {1000 * plain_s:>9.0f} "
                   f"{plugin_s / plain_s:>12.2f} {flops / 1e9:>8.1f} {100 * flops / rate:>5.0f}% "
                   f"{8 * args.positions * n / 2**20:>15,.0f} {diff:>13.1e}", flush=True)
+        rows = min(args.positions, loss_chunk(n, None, hidden.device))
+        products = products_alone(hidden.detach()[:rows], weight.detach(), args.reps)
+        print(f"{n:>8,} {rows:>6} the three products of one default chunk alone (scores, d hidden, d items): "
+              + ", ".join(f"{100 * r / rate:.0f}%" for r in products) + " of the 2048^3 rate", flush=True)
     return 0
+
+
+def products_alone(hidden: torch.Tensor, weight: torch.Tensor, reps: int) -> list[float]:
+    """FLOP/s of each of a chunk's three products run alone: the ceiling of the loss's products."""
+    rows, d = hidden.shape
+    grad = torch.softmax(hidden @ weight.T, dim=1)
+    products = (lambda: hidden @ weight.T, lambda: grad @ weight, lambda: grad.T @ hidden)
+    return [2 * rows * weight.size(0) * d / best_time(product, reps) for product in products]
 
 
 if __name__ == "__main__":
