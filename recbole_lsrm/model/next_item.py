@@ -80,15 +80,74 @@ def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tens
 _UNDERFLOW = 1e-30
 
 
-def _target_log_probabilities(logits, probabilities, targets, valid):
-    """log p(target) of each row from its softmax; rows whose p underflowed, from the logits."""
+def _target_log_probabilities(h, item_weight, probabilities, targets, valid):
+    """log p(target) of each row from its softmax; rows whose p underflowed, from their logits (made again)."""
     picked = probabilities.gather(1, targets[:, None]).squeeze(1)
     log_p = picked.log()
     tiny = (picked < _UNDERFLOW) & valid
     if tiny.any():  # rare: a target scored ~70 nats below the row's best
         rows = tiny.nonzero().squeeze(1)
-        log_p[rows] = logits[rows, targets[rows]] - torch.logsumexp(logits[rows], dim=1)
+        logits = _chunk_logits(h[rows], item_weight)
+        log_p[rows] = logits.gather(1, targets[rows, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
     return log_p
+
+
+def _cpu_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad):
+    """The chunk loop on a CPU in fp32: (sum of -log p over valid rows, grad_hidden, grad_weight).
+
+    One (C, n) buffer serves every chunk: its scores are made in it (``mm(out=)``), turned into
+    the softmax in place and then into the gradient, so the loss touches 4 C n bytes however
+    many chunks there are. The two gradient products write into their results (``mm(out=)``,
+    ``addmm_``) instead of making temporaries to copy or add.
+    """
+    total = torch.zeros((), dtype=torch.float32)
+    grad_hidden = torch.empty_like(hidden) if with_grad else None
+    grad_weight = torch.zeros_like(item_weight) if with_grad else None
+    buffer = hidden.new_empty((min(chunk, hidden.size(0)), item_weight.size(0)))
+    rows = torch.arange(buffer.size(0))
+    for start in range(0, hidden.size(0), chunk):
+        h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
+        probabilities = buffer[: len(t)]
+        torch.mm(h, item_weight.T, out=probabilities)
+        probabilities[:, 0] = float("-inf")
+        torch.ops.aten._softmax.out(probabilities, 1, False, out=probabilities)  # in place, row by row
+        total -= torch.where(v, _target_log_probabilities(h, item_weight, probabilities, t, v), 0.0).sum()
+        if not with_grad:
+            continue
+        grad = probabilities
+        grad[rows[: len(t)], t] -= 1.0
+        # The row scale is applied to the (C, d) factors, not to the (C, n) gradient.
+        scale = r[:, None]  # (C, 1)
+        torch.mm(grad, item_weight, out=grad_hidden[start : start + chunk]).mul_(scale)
+        grad_weight.addmm_(grad.T, h * scale)
+    return total, grad_hidden, grad_weight
+
+
+def _chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad):
+    """The chunk loop on a GPU (or in another dtype): as :func:`_cpu_chunks`, a log-softmax per chunk.
+
+    One fused pass (max, sum of exp, subtract) instead of logsumexp's five, then its exp in
+    place for the gradient; the scores' products run in the autocast dtype, the softmax in fp32.
+    """
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    grad_hidden = torch.empty_like(hidden) if with_grad else None
+    grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device) if with_grad else None
+    rows = torch.arange(min(chunk, hidden.size(0)), device=hidden.device)
+    for start in range(0, hidden.size(0), chunk):
+        h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
+        log_probabilities = torch.log_softmax(_chunk_logits(h, item_weight), dim=1)  # (C, n)
+        total -= torch.where(v, log_probabilities.gather(1, t[:, None]).squeeze(1), 0.0).sum()
+        if not with_grad:
+            continue
+        grad = log_probabilities.exp_()  # the softmax, in place
+        grad[rows[: len(t)], t] -= 1.0
+        grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
+        # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one
+        # pass over the largest tensor of the step saved.
+        scale = r[:, None]  # (C, 1) fp32
+        grad_hidden[start : start + chunk] = ((grad @ item_weight).float() * scale).to(hidden.dtype)
+        grad_weight += (grad.T @ (h.float() * scale).to(grad.dtype)).float()
+    return total, grad_hidden, grad_weight
 
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):
@@ -101,9 +160,10 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     kept or computed twice (with several chunks, recomputing them in backward cost a fourth
     product per chunk). Without ``with_grad`` (no_grad, or no input that needs a gradient) only
     the loss is computed. The count of targets stays a device tensor: nothing here waits for
-    the GPU. On a CPU each chunk's softmax is made once and the targets' log-probabilities are
-    read off it (:func:`_target_log_probabilities`, whose underflow check is a branch on the
-    data); on a GPU a log-softmax, then its exp, in place.
+    the GPU. On a CPU in fp32 (:func:`_cpu_chunks`) each chunk's softmax is made once, in one
+    buffer reused by every chunk, and the targets' log-probabilities are read off it
+    (:func:`_target_log_probabilities`, whose underflow check is a branch on the data); on a
+    GPU (:func:`_chunks`) a log-softmax, then its exp, in place.
     """
 
     @staticmethod
@@ -112,31 +172,10 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         valid = targets > 0
         count = valid.sum().clamp(min=1).float()
         row_scale = valid.float() / count  # (P,): 0 for padding
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        grad_hidden = torch.empty_like(hidden) if with_grad else None
-        grad_weight = torch.zeros(item_weight.shape, dtype=torch.float32, device=item_weight.device) if with_grad else None
-        rows = torch.arange(min(chunk, hidden.size(0)), device=hidden.device)
-        on_cpu = hidden.device.type == "cpu"  # where a data-dependent branch costs no GPU wait
-        for start in range(0, hidden.size(0), chunk):
-            h, t, v, r = (x[start : start + chunk] for x in (hidden, targets, valid, row_scale))
-            logits = _chunk_logits(h, item_weight)  # (C, n)
-            if on_cpu:  # one exp per score: the loss is read off the softmax
-                probabilities = torch.softmax(logits, dim=1)
-                log_p = _target_log_probabilities(logits, probabilities, t, v)
-            else:  # one fused pass (max, sum of exp, subtract) instead of logsumexp's five
-                log_probabilities = torch.log_softmax(logits, dim=1)
-                log_p = log_probabilities.gather(1, t[:, None]).squeeze(1)
-            total -= torch.where(v, log_p, 0.0).sum()
-            if not with_grad:
-                continue
-            grad = probabilities if on_cpu else log_probabilities.exp_()  # the softmax (in place on a GPU)
-            grad[rows[: len(t)], t] -= 1.0
-            grad = grad.to(torch.promote_types(h.dtype, item_weight.dtype))
-            # The row scale is applied to the (C, d) factors, not to the (C, n) gradient: one
-            # pass over the largest tensor of the step saved.
-            scale = r[:, None]  # (C, 1) fp32
-            grad_hidden[start : start + chunk] = ((grad @ item_weight).float() * scale).to(hidden.dtype)
-            grad_weight += (grad.T @ (h.float() * scale).to(grad.dtype)).float()
+        if hidden.device.type == "cpu" and hidden.dtype == item_weight.dtype == torch.float32:
+            total, grad_hidden, grad_weight = _cpu_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad)
+        else:
+            total, grad_hidden, grad_weight = _chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = item_weight.dtype
         return total / count
