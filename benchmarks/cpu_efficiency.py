@@ -91,8 +91,18 @@ def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: 
     train, valid, _ = prepare_dataloaders(config, dataset, model_class)
     model = model_class(config, train.dataset).to(config["device"])
     trainer = LSRMTrainer(config, model, work / "run", run_info={})
-    trainer.scheduler = trainer.build_scheduler(len(train))
+    # Older code (measured through PYTHONPATH) named it _build_scheduler.
+    build_scheduler = getattr(trainer, "build_scheduler", None) or trainer._build_scheduler
+    trainer.scheduler = build_scheduler(len(train))
     return config, model_class, trainer, train, valid
+
+
+def flops_per_position(model, config, n_items: int) -> float:
+    """The model's training FLOPs per position: 6 (N + n_items d) + 6 n_layers T d (older code lacks the method)."""
+    if hasattr(model, "flops_per_position"):
+        return model.flops_per_position()
+    L, d, T = config["n_layers"], config["d_model"], config["MAX_ITEM_LIST_LENGTH"]
+    return 6.0 * (12 * L * d * d + n_items * d) + 6.0 * L * T * d
 
 
 class FirstBatches:
@@ -129,7 +139,7 @@ def cpu_times() -> list[int]:
 def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
     """Median over steps of (model FLOP/s in the step) / (matmul rate measured right after it)."""
     config, _, trainer, train, _ = build(scale, args.max_len, data_path, work, args.compile)
-    per_position = trainer.model.flops_per_position()
+    per_position = flops_per_position(trainer.model, config, train.dataset.item_num)
     trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
     steps, shares, rates, positions_per_s = [], [], [], []
     times = cpu_times()
@@ -171,7 +181,7 @@ def profile_steps(scale: str, args, data_path: Path, work: Path, steps: int = 3)
     total_s = sum(e.self_cpu_time_total for e in events) / 1e6
     loss_s = sum(e.cpu_time_total for e in events if e.key == "_ChunkedSoftmaxCE") / 1e6
     loss_flops = 6 * train.dataset.item_num * config["d_model"] * positions
-    all_flops = trainer.model.flops_per_position() * positions
+    all_flops = flops_per_position(trainer.model, config, train.dataset.item_num) * positions
     return {
         "scale": scale, "steps": steps, "step_ms": 1000 * total_s / steps, "loss_ms": 1000 * loss_s / steps,
         "rest_ms": 1000 * (total_s - loss_s) / steps, "loss_flop_share": loss_flops / all_flops,
