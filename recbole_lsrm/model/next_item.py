@@ -60,8 +60,9 @@ def loss_chunk(n_items: int, chunk: int | None, device: torch.device) -> int:
     """Positions per chunk of the training loss: the given size, or the default for the device.
 
     On a CPU, the largest chunk that stays in cache (measured by benchmarks/loss_speed.py on
-    ML-1M's 3,706 items: 0.59-0.62 of the plain loss's time at 384-768 rows, against 0.75 in one
-    chunk); elsewhere the memory bound of :func:`default_chunk`.
+    ML-1M's 3,706 items, on a Xeon: 0.59-0.62 of the plain loss's time at 384-768 rows, against
+    0.75 in one chunk; on an EPYC 128-1,024 rows are within noise of each other); elsewhere the
+    memory bound of :func:`default_chunk`.
     """
     if chunk or device.type != "cpu":
         return default_chunk(n_items, chunk)
