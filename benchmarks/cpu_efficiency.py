@@ -69,7 +69,7 @@ def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 
 def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False):
     from recbole.utils import init_seed
 
-    from recbole_lsrm.compat import get_model_class
+    from recbole_lsrm.model import get_model_class
     from recbole_lsrm.config import LSRMConfig
     from recbole_lsrm.data import create_dataset, prepare_dataloaders
     from recbole_lsrm.trainer import LSRMTrainer

@@ -44,7 +44,7 @@ import torch
 
 from recbole.data.interaction import Interaction
 
-from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import LSRMConfig, available_scales
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.data.window_loader import WindowBatches

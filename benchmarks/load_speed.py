@@ -34,7 +34,7 @@ def count_lines(path: Path) -> int:
 def worker(path: str, data_path: str, name: str) -> None:
     """Load ``name`` through one path and print a JSON line with time, rows and peak memory."""
     import recbole_lsrm  # noqa: F401  (numpy aliases, metric registry)
-    from recbole_lsrm.compat import get_model_class
+    from recbole_lsrm.model import get_model_class
     from recbole_lsrm.config import LSRMConfig
 
     model = "LSRM" if path == "lsrm" else "SASRec"

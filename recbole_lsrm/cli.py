@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 from recbole_lsrm.commands import DONE, run_command
+from recbole_lsrm.config import parse_value
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.pipeline import run
 
 USAGE = """\
 usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2|l4|l8|l12|l24|l48]
@@ -33,8 +35,6 @@ _STRING_OPTIONS = ("model", "dataset", "config_files", "checkpoint", "scale", "r
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """``["--epochs=3", "--model=LSRM"]`` -> ``{"epochs": 3, "model": "LSRM"}``."""
-    from recbole_lsrm.config import parse_value
-
     parsed: dict[str, Any] = {}
     for arg in argv:
         if not arg.startswith("--") or "=" not in arg or arg.startswith("--="):
@@ -55,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def train_and_test() -> int:
         options = parse_args(argv)
-        from recbole_lsrm.pipeline import run
-
         config_files = options.pop("config_files", None)
         run(
             model=options.pop("model", None),

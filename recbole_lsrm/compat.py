@@ -1,31 +1,28 @@
 """RecBole 1.2.1 behaviour the plugin must work around, handled here and only here.
 
-Each function names the pitfall it fixes (see SPEC section 8):
+Each function names the pitfall it fixes:
 
 - ``numpy_aliases``: RecBole's Config sets ``np.float = np.float_`` and friends, which do not
   exist in numpy 2; we set the old names only where they are missing.
-- ``get_model_class``: RecBole's ``get_model`` only knows RecBole's models, and importing its
-  model package turns on ``torch.autograd.set_detect_anomaly(True)`` (sine.py), which slows
-  training by half; we look up plugin models first and switch anomaly detection off again.
 - ``quiet_recbole_warnings``: RecBole's ``fillna(inplace=True)`` makes pandas print a
   FutureWarning per float column on every load (harmless with pandas<3, which we pin).
 - ``safe_torch_load``: RecBole pickles its Config into checkpoints; ours hold plain state and
   are always read with ``weights_only=True``.
 - The ``sys.argv`` parsing with ``eval``, the NCCL-only device set-up and the cwd-relative
   output folders are handled by :class:`recbole_lsrm.config.LSRMConfig`, which overrides
-  exactly those Config methods.
+  exactly those Config methods; RecBole's model lookup and its anomaly detection by
+  :func:`recbole_lsrm.model.get_model_class`.
 """
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from recbole_lsrm.errors import CheckpointError, ConfigError
+from recbole_lsrm.errors import CheckpointError
 
 _NUMPY_ALIASES = {
     "bool": "bool_",
@@ -49,34 +46,6 @@ def numpy_aliases() -> None:
 def quiet_recbole_warnings() -> None:
     """Hide pandas' chained-assignment FutureWarnings raised inside RecBole's dataset code."""
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.")
-
-
-def plugin_models() -> dict[str, type]:
-    """The plugin's own models, by the name users type (``--model=LSRM``)."""
-    from recbole_lsrm.model import MODELS
-
-    return dict(MODELS)
-
-
-def get_model_class(name: str) -> type:
-    """Find a model class by name: the plugin's models first, then RecBole's."""
-    models = plugin_models()
-    if name in models:
-        return models[name]
-    numpy_aliases()
-    try:
-        recbole_utils = importlib.import_module("recbole.utils")
-        model_class = recbole_utils.get_model(name)
-    except (ValueError, ImportError, AttributeError) as err:
-        raise ConfigError(
-            f"unknown model '{name}': choose one of the plugin's models "
-            f"({', '.join(sorted(models))}) or a RecBole sequential model "
-            "(SASRec, GRU4Rec, Caser, BERT4Rec, ...)"
-        ) from err
-    finally:
-        # recbole.model.sequential_recommender.sine turns anomaly detection on at import.
-        torch.autograd.set_detect_anomaly(False)
-    return model_class
 
 
 def safe_torch_load(path: str, map_location: Any = "cpu") -> dict:

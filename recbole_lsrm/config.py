@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,14 +27,13 @@ import yaml
 
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.options import check_config, check_options
+from recbole_lsrm.options import check_config, check_options, resolve_task_settings
 
 compat.numpy_aliases()
 import recbole  # noqa: E402
 from recbole.config import Config  # noqa: E402  (needs the numpy aliases on numpy 2)
 from recbole.utils import argument_list  # noqa: E402
 
-from recbole_lsrm.model.contract import uses_scale_presets  # noqa: E402
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -54,6 +54,10 @@ def find_properties_dir() -> Path:
 
 PROPERTIES_DIR = find_properties_dir()
 RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
+
+# What a run trains when the command line names nothing (ml-100k ships inside RecBole).
+DEFAULT_MODEL = "LSRM"
+DEFAULT_DATASET = "ml-100k"
 
 # Options of the command line itself, not RecBole config keys.
 RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "recipe", "checkpoint")
@@ -104,6 +108,31 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value lines")
     return data
+
+
+# RecBole's default seed (its overall.yaml), for everything seeded outside a config too.
+DEFAULT_SEED: int = read_yaml(RECBOLE_PROPERTIES_DIR / "overall.yaml")["seed"]
+
+
+@lru_cache(maxsize=None)
+def plugin_defaults(model: str) -> dict[str, Any]:
+    """The plugin's defaults for ``model``: ``properties/overall.yaml`` and then its own
+    ``properties/model/<model>.yaml``. The one source of a default: code that meets a config
+    without a key (one written before the key existed, or a dict built by hand) reads it here."""
+    values = dict(read_yaml(PROPERTIES_DIR / "overall.yaml"))
+    path = PROPERTIES_DIR / "model" / f"{model}.yaml"
+    if path.is_file():
+        values.update(read_yaml(path))
+    return values
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The keys of the model's own property file (the plugin's, else RecBole's)."""
+    for folder in (PROPERTIES_DIR, RECBOLE_PROPERTIES_DIR):
+        path = folder / "model" / f"{model}.yaml"
+        if path.is_file():
+            return read_yaml(path)
+    return {}
 
 
 def available_scales() -> list[str]:
@@ -195,6 +224,12 @@ def check_keys(options: dict[str, Any], model: str, dataset: str, config_files: 
             raise ConfigError(f"unknown option --{key}{hint}")
 
 
+def uses_scale_presets(model_class: type) -> bool:
+    """The model's own answer (``uses_scale_presets``, see the model contract): whether
+    ``--scale`` (Table IV's n_layers, d_model, n_heads) sizes it. RecBole's models have none."""
+    return bool(getattr(model_class, "uses_scale_presets", False))
+
+
 class LSRMConfig(Config):
     """RecBole's Config with the plugin's property files and without its unsafe parts."""
 
@@ -268,8 +303,6 @@ class LSRMConfig(Config):
         check_options(self.external_config_dict, PROPERTIES_DIR)
         super()._set_default_parameters()
         final = self.final_config_dict
-        from recbole_lsrm.tasks import resolve_task_settings  # the tasks import the data layer, which imports this
-
         resolve_task_settings(final)
         check_config(final, self.model, PROPERTIES_DIR)
         final["data_path"] = os.path.abspath(final["data_path"])

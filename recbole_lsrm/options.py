@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from numbers import Real
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -156,6 +157,88 @@ def check_options(values: Mapping[str, Any], properties_dir: Path) -> None:
             check_choice(key, value, CHOICES[key])
 
 
+# --- layer-wise adaptive dropout (paper III-B1) -------------------------------------------
+def _check_rate(rate: Any, what: str) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, Real) or not 0.0 <= float(rate) < 1.0:
+        raise ConfigError(f"{what} must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def resolve_layer_dropout(layer_dropout: Any, n_layers: int) -> list[float]:
+    """Turn the ``layer_dropout`` option into one rate per layer, bottom layer first."""
+    if isinstance(layer_dropout, dict):
+        if set(layer_dropout) != {"start", "end"}:
+            raise ConfigError(
+                f"layer_dropout as a pair needs exactly the keys start and end, got {sorted(layer_dropout)}"
+            )
+        start = _check_rate(layer_dropout["start"], "layer_dropout.start")
+        end = _check_rate(layer_dropout["end"], "layer_dropout.end")
+        if n_layers == 1:
+            return [start]
+        return [start + (end - start) * i / (n_layers - 1) for i in range(n_layers)]
+    if isinstance(layer_dropout, (list, tuple)):
+        if len(layer_dropout) != n_layers:
+            raise ConfigError(
+                f"layer_dropout has {len(layer_dropout)} rates but the model has n_layers={n_layers}: "
+                "give one rate per layer, a {start: a, end: b} pair, or a single rate"
+            )
+        return [_check_rate(r, f"layer_dropout[{i}]") for i, r in enumerate(layer_dropout)]
+    return [_check_rate(layer_dropout, "layer_dropout")] * n_layers
+
+
+
+# --- the challenge tasks' settings (paper V) --------------------------------------------------
+# The tasks' names, in the order they run (``tasks: all``); recbole_lsrm.tasks maps each to its module.
+TASK_NAMES = ("longtail", "coldstart", "crossdomain", "robustness", "trajectory")
+# The data split settings the tasks resolve (stored with a run, fixed when it resumes).
+SPLIT_SETTINGS = ("cold_start_users", "trajectory_holdout")
+# Metrics every task reads from the run's evaluation.
+NEEDED_METRICS = ("hit", "ndcg", "coverage")
+# Trajectory prediction generates up to 10 items (TR@1 ... TR@10, paper V-F).
+TRAJECTORY_STEPS = 10
+
+
+def parse_tasks(value: Any) -> tuple[list[str], bool]:
+    """``"longtail,coldstart"``, a list, or ``"all"`` -> (task names, whether "all" was asked)."""
+    if value in (None, "", []):
+        return [], False
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
+    if names == ["all"]:
+        return list(TASK_NAMES), True
+    unknown = [n for n in names if n not in TASK_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown task(s) {', '.join(unknown)}: choose from {', '.join(TASK_NAMES)} or all")
+    return names, False
+
+
+def resolve_task_settings(config: dict) -> list[str]:
+    """Check ``tasks`` and settle the data settings they need, while the config is built.
+
+    ``cold_start_users`` and ``trajectory_holdout`` left at ~ become 0.2 and 10 when the
+    coldstart and trajectory tasks run (0 otherwise). ``config`` is the final config dict that
+    :class:`~recbole_lsrm.config.LSRMConfig` is building; nothing edits a built config.
+    """
+    names, _ = parse_tasks(config["tasks"])
+    if config["cold_start_users"] is None:
+        config["cold_start_users"] = 0.2 if "coldstart" in names else 0.0
+    if config["trajectory_holdout"] is None:
+        config["trajectory_holdout"] = TRAJECTORY_STEPS if "trajectory" in names else 0
+    if "coldstart" in names and not config["cold_start_users"]:
+        raise ConfigError("the coldstart task needs users held out of training, but cold_start_users is 0 "
+                          "(a checkpoint trained on all users cannot be tested on cold-start users)")
+    if "trajectory" in names and not config["trajectory_holdout"]:
+        raise ConfigError("the trajectory task needs held-out items, but trajectory_holdout is 0 "
+                          "(a checkpoint trained on whole sequences cannot be tested on their end)")
+    if names:
+        metrics = {m.lower() for m in config["metrics"]}
+        missing = [m for m in NEEDED_METRICS if m not in metrics]
+        if missing or 10 not in config["topk"]:
+            raise ConfigError(f"the tasks report Hit, NDCG and Coverage at 10: add {missing or ''} to metrics "
+                              f"and 10 to topk (metrics {config['metrics']}, topk {config['topk']})")
+    return names
+
+
+
 # --- rules across keys -----------------------------------------------------------------------
 def _heads_divide_width(config: Mapping[str, Any]) -> None:
     if "d_model" in config and "n_heads" in config and config["d_model"] % config["n_heads"]:
@@ -164,8 +247,6 @@ def _heads_divide_width(config: Mapping[str, Any]) -> None:
 
 def _one_dropout_rate_per_layer(config: Mapping[str, Any]) -> None:
     if "layer_dropout" in config and "n_layers" in config:
-        from recbole_lsrm.model.dropout import resolve_layer_dropout
-
         resolve_layer_dropout(config["layer_dropout"], config["n_layers"])
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from recbole.utils import init_seed, set_color
 
 from recbole_lsrm import distributed
-from recbole_lsrm.compat import get_model_class
-from recbole_lsrm.config import LSRMConfig, check_keys
+from recbole_lsrm.model import get_model_class
+from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
@@ -26,14 +27,12 @@ from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
-from recbole_lsrm.tasks import SPLIT_SETTINGS, TaskContext, parse_tasks, run_tasks
+from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks
+from recbole_lsrm.tasks import TaskContext, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
-
-DEFAULT_MODEL = "LSRM"
-DEFAULT_DATASET = "ml-100k"
-
-EpochCallback = Callable[[int, dict], "bool | None"]  # return True to stop training
+from recbole_lsrm.trainer.lsrm_trainer import EpochCallback
 
 
 def _new_run_dir(config) -> Path:
@@ -123,8 +122,6 @@ def run(
 
 def _train_and_test(config, model_class, model, dataset, config_files, options,
                     checkpoint_path, epoch_callback, task_names) -> dict[str, Any]:
-    from recbole.utils import init_seed, set_color
-
     logger = getLogger()
     group = config["process_group"]
     if torch.device(config["device"]).type == "cpu":

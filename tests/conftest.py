@@ -63,3 +63,47 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def plan_from_argv(argv: list[str]):
+    """A sweep's plan from its command line, as ``python -m recbole_lsrm.sweep`` builds it."""
+    from recbole_lsrm.sweep.plan import build_plan, request_from_argv
+
+    return build_plan(request_from_argv(argv))
+
+
+# --- tiny models built without data -----------------------------------------------------------
+class Items:
+    """What SequentialRecommender and the plugin's models read from a dataset: the number of
+    items and the types of the sequence fields (with the timestamps' unless ``timestamps=False``)."""
+
+    def __init__(self, n_items: int, timestamps: bool = True) -> None:
+        self.n_items = n_items
+        self.field2type = {"item_id_list": "token_seq", "item_length": "token"}
+        if timestamps:
+            self.field2type["timestamp_list"] = "float_seq"
+
+    def num(self, field: str) -> int:
+        return self.n_items
+
+
+# RecBole's field names, as its Config sets them.
+RECBOLE_FIELDS = {
+    "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
+    "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_",
+}
+
+
+def build_model(model_class: type, config: dict, items: Items):
+    """A model from a plain config dict (RecBole's field names added), seeded: the same weights each call."""
+    torch.manual_seed(0)
+    return model_class({**RECBOLE_FIELDS, "device": torch.device("cpu"), **config}, items)
+
+
+def make_lsrm(n_items: int = 50, **overrides):
+    """A two-layer LSRM of width 16 over ``n_items`` items, windows of 12."""
+    from recbole_lsrm.model import LSRM
+
+    config = {"MAX_ITEM_LIST_LENGTH": 12, "n_layers": 2, "d_model": 16, "n_heads": 2, "layer_dropout": 0.1,
+              "initializer_range": 0.02, **overrides}
+    return build_model(LSRM, config, Items(n_items))

@@ -12,7 +12,7 @@ import recbole_lsrm.model.decoder as decoder
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention, dropout, keep_mask
 
-from test_model import make_model
+from conftest import make_lsrm
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3])
@@ -87,7 +87,7 @@ def test_attention_without_dropout_is_pytorchs_and_with_dropout_keeps_the_mean()
 
 
 def test_evaluation_in_length_groups_equals_the_padded_batch(monkeypatch):
-    model = make_model().eval()
+    model = make_lsrm().eval()
     torch.manual_seed(3)
     lengths = torch.tensor([12, 1, 5, 12, 3, 9, 2, 7, 11])
     seq = torch.randint(1, 50, (9, 12)) * (torch.arange(12)[None] < lengths[:, None])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.data import create_dataset, prepare_dataloaders
 from recbole_lsrm.evaluation.metrics import cross_entropy_of_targets

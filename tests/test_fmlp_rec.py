@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import Items, build_model
 from recbole_lsrm.cli import main
 from recbole_lsrm.model import MODELS, FMLPRec
 from recbole_lsrm.model.fmlp_rec import FilterLayer
@@ -17,21 +18,12 @@ N_ITEMS = 50
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class _Items:
-    def num(self, field: str) -> int:
-        return N_ITEMS
-
-
 def make_model(**overrides) -> FMLPRec:
     config = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": T,
-        "device": torch.device("cpu"), "n_layers": 2, "hidden_size": 16, "inner_size": 32,
-        "hidden_dropout_prob": 0.5, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02,
+        "MAX_ITEM_LIST_LENGTH": T, "n_layers": 2, "hidden_size": 16, "inner_size": 32, "hidden_dropout_prob": 0.5,
+        "hidden_act": "gelu", "layer_norm_eps": 1e-12, "initializer_range": 0.02, **overrides,
     }
-    config.update(overrides)
-    torch.manual_seed(0)
-    return FMLPRec(config, _Items())
+    return build_model(FMLPRec, config, Items(N_ITEMS))
 
 
 @pytest.mark.parametrize("seq_len", [12, 7])

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_model import make_model
+from conftest import make_lsrm
 
 transformers = pytest.importorskip("transformers")
 
@@ -47,7 +47,7 @@ def gpt2_with_lsrm_weights(model) -> torch.nn.Module:
 def pair():
     # Weights large enough that GELU's inputs are of order 1 (where exact and tanh GELU differ by
     # about 1e-3), and non-zero biases and LayerNorm affines, so that each mapping is tested.
-    model = make_model(N_ITEMS, n_layers=LAYERS, d_model=D, n_heads=HEADS, initializer_range=0.3).eval()
+    model = make_lsrm(N_ITEMS, n_layers=LAYERS, d_model=D, n_heads=HEADS, initializer_range=0.3).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from conftest import Items, build_model
 from recbole_lsrm.cli import main
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import HSTU, MODELS
@@ -21,29 +22,13 @@ N_ITEMS = 50
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class _Dataset:
-    """What SequentialRecommender and HSTU read from a dataset: item count and field names."""
-
-    def __init__(self, with_timestamps: bool = True) -> None:
-        self.field2type = {"item_id_list": "token_seq", "item_length": "token"}
-        if with_timestamps:
-            self.field2type["timestamp_list"] = "float_seq"
-
-    def num(self, field: str) -> int:
-        return N_ITEMS
-
-
-def make_model(dataset: _Dataset | None = None, **overrides) -> HSTU:
+def make_model(dataset: Items | None = None, **overrides) -> HSTU:
     config = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": T,
-        "device": torch.device("cpu"), "n_layers": 2, "d_model": 16, "n_heads": 2, "layer_dropout": 0.1,
+        "MAX_ITEM_LIST_LENGTH": T, "n_layers": 2, "d_model": 16, "n_heads": 2, "layer_dropout": 0.1,
         "initializer_range": 0.02, "attn_activation": "silu", "rab": "position_time", "gating": True,
-        "num_time_buckets": 128, "normalize_all": False, "normalize_field": None,
+        "num_time_buckets": 128, "normalize_all": False, "normalize_field": None, **overrides,
     }
-    config.update(overrides)
-    torch.manual_seed(0)
-    model = HSTU(config, dataset or _Dataset())
+    model = build_model(HSTU, config, dataset or Items(N_ITEMS))
     with torch.no_grad():  # larger QK^T than at initialisation, so the bias and SiLU shape matter
         for block in model.blocks:
             block.uvqk.weight.normal_(0.0, 0.5)
@@ -143,8 +128,8 @@ def test_without_gating_u_is_absent():
 
 def test_time_bias_needs_raw_timestamps():
     with pytest.raises(ConfigError, match="rab: position_time needs the timestamp.*set rab: position"):
-        make_model(_Dataset(with_timestamps=False), rab="position_time")
-    make_model(_Dataset(with_timestamps=False), rab="position")  # no timestamps needed
+        make_model(Items(N_ITEMS, timestamps=False), rab="position_time")
+    make_model(Items(N_ITEMS, timestamps=False), rab="position")  # no timestamps needed
     with pytest.raises(ConfigError, match="normalized"):
         make_model(normalize_all=True)
     with pytest.raises(ConfigError, match="normalized"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recbole_lsrm.cli import main
-from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.pipeline import run

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import Items, build_model
 from recbole_lsrm.config import PROPERTIES_DIR, read_yaml
 from recbole_lsrm.model import HSTU
 from recbole_lsrm.model.next_item import l2_normalize
@@ -57,22 +58,12 @@ UNDONE = {
 }
 
 
-class _Dataset:
-    field2type = {"item_id_list": "token_seq", "item_length": "token", "timestamp_list": "float_seq"}
-
-    def num(self, field: str) -> int:
-        return ITEMS + 1
-
-
 def make_model(**overrides) -> HSTU:
     config = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": L,
-        "device": torch.device("cpu"), "n_layers": BLOCKS, "d_model": D, "n_heads": H, "layer_dropout": 0.0,
+        "MAX_ITEM_LIST_LENGTH": L, "n_layers": BLOCKS, "d_model": D, "n_heads": H, "layer_dropout": 0.0,
         "initializer_range": 0.02, "normalize_all": False, "normalize_field": None, **REFERENCE, **overrides,
     }
-    torch.manual_seed(0)
-    return HSTU(config, _Dataset())
+    return build_model(HSTU, config, Items(ITEMS + 1))
 
 
 def load_reference_weights(model: HSTU, strict: bool = True) -> None:

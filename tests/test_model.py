@@ -7,33 +7,16 @@ import torch
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import LSRM
-from recbole_lsrm.model.dropout import rates_for_epoch, resolve_layer_dropout
+from recbole_lsrm.model.dropout import rates_for_epoch
+from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.lsrm import non_embedding_params
-from recbole_lsrm.scales import scales
+from recbole_lsrm.scaling.scales import scales
 
-
-class _Items:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def num(self, field: str) -> int:
-        return self.n
-
-
-def make_model(n_items: int = 50, **overrides) -> LSRM:
-    config = {
-        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "LIST_SUFFIX": "_list",
-        "ITEM_LIST_LENGTH_FIELD": "item_length", "NEG_PREFIX": "neg_", "MAX_ITEM_LIST_LENGTH": 12,
-        "device": torch.device("cpu"), "n_layers": 2, "d_model": 16, "n_heads": 2,
-        "layer_dropout": 0.1, "initializer_range": 0.02,
-    }
-    config.update(overrides)
-    torch.manual_seed(0)
-    return LSRM(config, _Items(n_items))
+from conftest import Items, make_lsrm
 
 
 def test_future_items_cannot_change_past_outputs():
-    model = make_model().eval()
+    model = make_lsrm().eval()
     seq = torch.randint(1, 50, (3, 12))
     changed = seq.clone()
     t = 7
@@ -45,7 +28,7 @@ def test_future_items_cannot_change_past_outputs():
 
 
 def test_full_sort_scores_match_pointwise_scores_and_exclude_padding():
-    model = make_model().eval()
+    model = make_lsrm().eval()
     seq = torch.randint(1, 50, (4, 12))
     lengths = torch.tensor([12, 5, 1, 9])
     inter = {"item_id_list": seq, "item_length": lengths}
@@ -59,7 +42,7 @@ def test_full_sort_scores_match_pointwise_scores_and_exclude_padding():
 
 
 def test_loss_ignores_padding_positions():
-    model = make_model().eval()
+    model = make_lsrm().eval()
     seq = torch.randint(1, 50, (2, 12))
     targets = torch.randint(1, 50, (2, 12))
     padded_targets = targets.clone()
@@ -82,7 +65,7 @@ def test_table_iv_parameter_counts():
 
 
 def test_model_has_the_papers_non_embedding_size():
-    model = make_model(n_layers=2, d_model=64, n_heads=2)
+    model = make_lsrm(n_layers=2, d_model=64, n_heads=2)
     counted = sum(p.numel() for n, p in model.named_parameters() if "embedding" not in n)
     # The paper's N counts the matrices; biases and LayerNorms add well under 1%.
     assert non_embedding_params(2, 64) == 98_304
@@ -102,7 +85,7 @@ def test_layer_dropout_forms():
 
 
 def test_each_layer_gets_its_configured_rate():
-    model = make_model(n_layers=3, layer_dropout={"start": 0.4, "end": 0.0})
+    model = make_lsrm(n_layers=3, layer_dropout={"start": 0.4, "end": 0.0})
     assert model.layer_dropout_rates() == pytest.approx([0.4, 0.2, 0.0])
     assert [b.attn.dropout for b in model.blocks] == pytest.approx([0.4, 0.2, 0.0])
     assert model.embedding_dropout.p == pytest.approx(0.4)
@@ -121,7 +104,7 @@ def test_dropout_schedule():
 def test_the_model_states_its_size_and_flops():
     from recbole_lsrm.model.contract import counted_non_embedding_params, papers_non_embedding_params, parameter_counts
 
-    model = make_model(n_items=50, n_layers=2, d_model=16, n_heads=2)
+    model = make_lsrm(n_items=50, n_layers=2, d_model=16, n_heads=2)
     assert model.non_embedding_params() == LSRM.non_embedding_params_for({"n_layers": 2, "d_model": 16}) == 12 * 2 * 16**2
     # 6 FLOPs per weight per position (forward and backward), the tied scores, the attention.
     assert model.flops_per_position() == 6 * (12 * 2 * 16**2 + 50 * 16) + 6 * 2 * 12 * 16
@@ -142,7 +125,7 @@ def _interaction(seq: torch.Tensor, lengths: torch.Tensor):
 
 @pytest.mark.parametrize("chunk", [None, 3, 7])
 def test_generate_ranks_in_item_chunks_like_the_score_matrix(chunk):
-    model = make_model(n_items=40).eval()
+    model = make_lsrm(n_items=40).eval()
     torch.manual_seed(1)
     seq = torch.randint(1, 40, (5, 12))
     lengths = torch.tensor([12, 5, 1, 9, 11])
@@ -175,4 +158,4 @@ def test_a_model_without_the_contracts_scores_cannot_be_built():
     from recbole_lsrm.model.decoder import AllPositionDecoder
 
     with pytest.raises(TypeError, match="hidden_states"):
-        AllPositionDecoder({}, _Items(50))  # blocks and hidden states are each model's own
+        AllPositionDecoder({}, Items(50))  # blocks and hidden states are each model's own

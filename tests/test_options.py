@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import LSRMConfig, available_recipes, available_scales
 from recbole_lsrm.errors import ConfigError
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import TINY
+from conftest import TINY, plan_from_argv
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, load_per_user, paired_difference
 from recbole_lsrm.study.__main__ import main as study_main
 from recbole_lsrm.study.runner import run_study
 from recbole_lsrm.study.spec import load_study
-from recbole_lsrm.sweep.plan import ablation_options, build_plan, parse_sizes
+from recbole_lsrm.sweep.plan import ablation_options, parse_sizes
 
 OPTIONS = {k: v for k, v in TINY.items() if k not in ("n_layers", "d_model", "n_heads", "epochs")} | {"topk": [5, 10]}
 RAY = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
@@ -77,12 +77,12 @@ def test_sizes_and_ablation_axes(tiny_dataset, tmp_path):
     assert ablation_options("both", {"start": 0.3, "end": 0.1}) == {}
     assert ablation_options("no-lad", {"start": 0.3, "end": 0.1}) == {"layer_dropout": 0.2}
     assert ablation_options("neither", [0.1, 0.2, 0.3]) == {"layer_dropout": 0.2, "optimizer_switch": False}
-    plan = build_plan(["--dataset=cyclic", f"--out={tmp_path / 's'}", f"--data_path={tiny_dataset['data_path']}",
+    plan = plan_from_argv(["--dataset=cyclic", f"--out={tmp_path / 's'}", f"--data_path={tiny_dataset['data_path']}",
                        "--sizes=1x16", "--ablation=both,no-so"])
     assert [(t.key, t.options.get("optimizer_switch")) for t in plan.trials] == [
         ("L1-d16-f100-s2020-both", None), ("L1-d16-f100-s2020-no-so", False)]
     with pytest.raises(ConfigError, match="set by the sweep"):
-        build_plan(["--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--sizes=1x16",
+        plan_from_argv(["--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--sizes=1x16",
                     "--ablation=no-so", "--optimizer_switch=True"])
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, cyclic_sequences, write_inter
+from conftest import TINY, cyclic_sequences, plan_from_argv, write_inter
 from recbole_lsrm.errors import ConfigError, DatasetError
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.sweep import runner
 from recbole_lsrm.sweep.__main__ import main as sweep_main
-from recbole_lsrm.sweep.plan import build_plan, subset_dataset
+from recbole_lsrm.sweep.plan import subset_dataset
 from recbole_lsrm.sweep.results import RESULTS_FILE, read_trial_record
 
 # TINY without the size keys the sweep sets itself, as --key=value arguments.
@@ -38,7 +38,7 @@ def test_subset_names_follow_the_converter():
 
 def test_plan_crosses_sizes_fractions_and_seeds(tiny_dataset, tmp_path):
     write_inter(Path(tiny_dataset["data_path"]) / "cyclic-50" / "cyclic-50.inter", cyclic_sequences(n_users=30))
-    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1,2", "--fractions=0.5,1", "--seeds=0,1"))
+    plan = plan_from_argv(argv(tiny_dataset, tmp_path / "sweep", "--depths=1,2", "--fractions=0.5,1", "--seeds=0,1"))
     assert [t.key for t in plan.trials] == [
         "nl1-f50-s0", "nl1-f50-s1", "nl1-f100-s0", "nl1-f100-s1",
         "nl2-f50-s0", "nl2-f50-s1", "nl2-f100-s0", "nl2-f100-s1",
@@ -53,7 +53,7 @@ def test_plan_crosses_sizes_fractions_and_seeds(tiny_dataset, tmp_path):
 
 
 def test_shape_study_plan_shares_the_table_iv_trial(tiny_dataset, tmp_path):
-    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--scales=l2,l8", "--shapes=l8",
+    plan = plan_from_argv(argv(tiny_dataset, tmp_path / "sweep", "--scales=l2,l8", "--shapes=l8",
                            d_model=None, n_heads=None))
     by_size = {t.size: t for t in plan.trials}
     assert list(by_size) == ["l2", "l8", "L32-d64", "L2-d256"]
@@ -65,7 +65,7 @@ def test_shape_study_plan_shares_the_table_iv_trial(tiny_dataset, tmp_path):
 
 
 def test_other_models_sweep_layers_and_count_their_parameters(tiny_dataset, tmp_path):
-    plan = build_plan(["--model=SASRec", "--dataset=cyclic", "--n-layers=1,2", f"--out={tmp_path}",
+    plan = plan_from_argv(["--model=SASRec", "--dataset=cyclic", "--depths=1,2", f"--out={tmp_path}",
                        f"--data_path={tiny_dataset['data_path']}", "--MAX_ITEM_LIST_LENGTH=10"])
     assert [t.size for t in plan.trials] == ["nl1", "nl2"] and plan.trials[0].planned_N is None
 
@@ -76,23 +76,23 @@ def test_other_models_sweep_layers_and_count_their_parameters(tiny_dataset, tmp_
         ([], {}, "give the sizes to sweep"),
         (["--scales=l2,l5"], {"d_model": None}, "unknown scale 'l5'"),
         (["--scales=l2"], {}, "--d_model is set by the sweep (--scales)"),
-        (["--n-layers=1", "--n_layers=3"], {}, "--n_layers is set by the sweep (--n-layers)"),
-        (["--n-layers=1", "--seeds=0", "--seed=3"], {}, "--seed is set by the sweep (--seeds)"),
-        (["--n-layers=1", "--epoch=3"], {}, "unknown option --epoch (did you mean --epochs?)"),
-        (["--n-layers=1", "--cpus_per_trial=1"], {}, "did you mean --cpus-per-trial?"),
-        (["--n-layers=1", "--fractions=0.125"], {}, "not a whole percent"),
-        (["--n-layers=1", "--fractions=0.3"], {}, "python -m recbole_lsrm.prepare cyclic --raw ... --fraction=0.3"),
-        (["--n-layers=1,x"], {}, "--n-layers must be a whole number"),
-        (["--n-layers=1", "--cpus-per-trial=0"], {}, "--cpus-per-trial must be > 0"),
-        (["--n-layers=1", "--predict=l24"], {}, "--predict: l24 not among the sizes"),
-        (["--n-layers=1", "--checkpoint_dir=x"], {}, "choose the sweep folder with --out"),
+        (["--depths=1", "--n_layers=3"], {}, "--n_layers is set by the sweep (--depths)"),
+        (["--depths=1", "--seeds=0", "--seed=3"], {}, "--seed is set by the sweep (--seeds)"),
+        (["--depths=1", "--epoch=3"], {}, "unknown option --epoch (did you mean --epochs?)"),
+        (["--depths=1", "--cpus_per_trial=1"], {}, "did you mean --cpus-per-trial?"),
+        (["--depths=1", "--fractions=0.125"], {}, "not a whole percent"),
+        (["--depths=1", "--fractions=0.3"], {}, "python -m recbole_lsrm.prepare cyclic --raw ... --fraction=0.3"),
+        (["--depths=1,x"], {}, "--depths must be a whole number"),
+        (["--depths=1", "--cpus-per-trial=0"], {}, "--cpus-per-trial must be > 0"),
+        (["--depths=1", "--predict=l24"], {}, "--predict: l24 not among the sizes"),
+        (["--depths=1", "--checkpoint_dir=x"], {}, "choose the sweep folder with --out"),
         (["--shapes=l8", "--ratios=2,x"], {"d_model": None, "n_heads": None}, "'x' is not a number"),
-        (["--n-layers=1", "--ratios=2"], {}, "--ratios belongs to a shape study"),
+        (["--depths=1", "--ratios=2"], {}, "--ratios belongs to a shape study"),
         (["--model=SASRec", "--scales=l2"], {"d_model": None}, "SASRec has its own size options"),
-        (["--model=Nope", "--n-layers=1"], {}, "unknown model 'Nope'"),
-        (["--model=GRU4Rec", "--n-layers=1"], {"d_model": None, "n_heads": None}, "GRU4Rec does not have"),
-        (["--n-layers=1", "scales=l2"], {}, "options are written --key=value"),
-        (["--n-layers=1"], {"n_heads": 3}, "d_model=16 must be divisible by n_heads=3"),
+        (["--model=Nope", "--depths=1"], {}, "unknown model 'Nope'"),
+        (["--model=GRU4Rec", "--depths=1"], {"d_model": None, "n_heads": None}, "GRU4Rec does not have"),
+        (["--depths=1", "scales=l2"], {}, "options are written --key=value"),
+        (["--depths=1"], {"n_heads": 3}, "d_model=16 must be divisible by n_heads=3"),
     ],
 )
 def test_bad_input_is_a_clear_error_without_traceback(tiny_dataset, tmp_path, capsys, extra, options, message):
@@ -103,7 +103,7 @@ def test_bad_input_is_a_clear_error_without_traceback(tiny_dataset, tmp_path, ca
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tiny_dataset, tmp_path, capsys):
-    assert sweep_main(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1,2", "--dry-run")) == 0
+    assert sweep_main(argv(tiny_dataset, tmp_path / "sweep", "--depths=1,2", "--dry-run")) == 0
     printed = capsys.readouterr().out
     assert "nl1-f100-s2020" in printed and "to run" in printed
     assert not (tmp_path / "sweep").exists()
@@ -117,7 +117,7 @@ class _Killed(Exception):
 def test_an_interrupted_trial_resumes_from_its_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     from recbole_lsrm.sweep import trainable
 
-    plan = build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1", epochs=3))
+    plan = plan_from_argv(argv(tiny_dataset, tmp_path / "sweep", "--depths=1", epochs=3))
     spec = plan.trials[0]
 
     def killed_after_first_epoch(epoch, record):
@@ -182,8 +182,8 @@ def test_the_report_helper_finds_each_rays_api(monkeypatch):
 @pytest.mark.slow
 def test_sweep_end_to_end_then_restart_runs_nothing(tiny_dataset, tmp_path, monkeypatch, capsys):
     out = tmp_path / "sweep"
-    args = argv(tiny_dataset, out, "--n-layers=1,2,3", "--cpus-per-trial=1", "--predict=nl3", epochs=2)
-    plan = build_plan(args)
+    args = argv(tiny_dataset, out, "--depths=1,2,3", "--cpus-per-trial=1", "--predict=nl3", epochs=2)
+    plan = plan_from_argv(args)
     ray_init = {"num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
     outcome = runner.run_sweep(plan, ray_init=ray_init)
     printed = capsys.readouterr().out
@@ -222,13 +222,13 @@ def test_sweep_end_to_end_then_restart_runs_nothing(tiny_dataset, tmp_path, monk
         raise AssertionError("a finished sweep started trials again")
 
     monkeypatch.setattr(runner, "_run_tune", no_ray)
-    again = runner.run_sweep(build_plan(args))
+    again = runner.run_sweep(plan_from_argv(args))
     assert again.ran == [] and sorted(again.skipped) == sorted(outcome.ran)
     assert sorted(p.name for p in (out / "trials").glob("*/*")) == before
 
     # The same folder with other trial options is refused, since its trials would not compare.
     with pytest.raises(ConfigError, match="--epochs: 2 then, 3 now"):
-        runner.run_sweep(build_plan(argv(tiny_dataset, out, "--n-layers=1,2,3", epochs=3)))
+        runner.run_sweep(plan_from_argv(argv(tiny_dataset, out, "--depths=1,2,3", epochs=3)))
 
     # The fit on all three sizes works from the same table.
     from recbole_lsrm.scaling.report import write_report
@@ -239,7 +239,7 @@ def test_sweep_end_to_end_then_restart_runs_nothing(tiny_dataset, tmp_path, monk
 def test_missing_subset_is_reported_before_ray_starts(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: pytest.fail("Ray started"))
     with pytest.raises(DatasetError, match="cyclic-10"):
-        build_plan(argv(tiny_dataset, tmp_path / "sweep", "--n-layers=1", "--fractions=0.1"))
+        plan_from_argv(argv(tiny_dataset, tmp_path / "sweep", "--depths=1", "--fractions=0.1"))
 
 
 @pytest.mark.parametrize("model,n_layers,d_model,formula", [

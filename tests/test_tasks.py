@@ -97,7 +97,7 @@ def test_drop_interval_resamples_the_same_users_clean_and_perturbed():
 
 
 def test_cold_start_users_are_absent_from_training(ml100k_tasks):
-    from recbole_lsrm.compat import get_model_class
+    from recbole_lsrm.model import get_model_class
     from recbole_lsrm.config import LSRMConfig
     from recbole_lsrm.data import create_dataset, prepare_dataloaders
 

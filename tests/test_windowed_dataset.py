@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_lsrm.compat import get_model_class
+from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.data import create_dataset, prepare_dataloaders
 from recbole_lsrm.data.windowed_dataset import split_points, window_bounds

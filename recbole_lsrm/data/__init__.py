@@ -12,7 +12,6 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.data.window_loader import WindowBatches
 from recbole_lsrm.data.windowed_dataset import ValidatedSequentialDataset, WindowedSequentialDataset
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.model.contract import uses_windows
 
 __all__ = [
     "WindowBatches",
@@ -24,6 +23,12 @@ __all__ = [
     "target_list_field",
     "uses_windows",
 ]
+
+
+def uses_windows(model_class: type) -> bool:
+    """The model's own answer (``all_position_training``, see the model contract): whether it
+    trains on all positions of windows (LSRM, HSTU). RecBole's models have none."""
+    return bool(getattr(model_class, "all_position_training", False))
 
 
 def known_datasets() -> list[str]:

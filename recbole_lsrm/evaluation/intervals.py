@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_lsrm.evaluation.metrics import CE_KEY
+from recbole_lsrm.io import atomic_write
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -77,8 +78,6 @@ def paired_difference(
 
 
 def save_per_user(per_user: dict[str, np.ndarray], run_dir: Path) -> Path:
-    from recbole_lsrm.io import atomic_write
-
     path = Path(run_dir) / PER_USER_FILE
 
     def write(tmp: str) -> None:

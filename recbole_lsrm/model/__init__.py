@@ -3,7 +3,6 @@
 from recbole_lsrm.model.fmlp_rec import FMLPRec
 from recbole_lsrm.model.hstu import HSTU
 from recbole_lsrm.model.lsrm import LSRM
+from recbole_lsrm.model.registry import MODELS, get_model_class
 
-MODELS = {"LSRM": LSRM, "HSTU": HSTU, "FMLPRec": FMLPRec}
-
-__all__ = ["FMLPRec", "HSTU", "LSRM", "MODELS"]
+__all__ = ["FMLPRec", "HSTU", "LSRM", "MODELS", "get_model_class"]

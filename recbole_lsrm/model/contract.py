@@ -22,7 +22,9 @@ import torch
 
 from recbole.model.abstract_recommender import SequentialRecommender
 
+from recbole_lsrm.config import plugin_defaults
 from recbole_lsrm.model.next_item import rank_items
+from recbole_lsrm.options import setting
 
 
 class NextItemModel(SequentialRecommender, metaclass=ABCMeta):
@@ -43,6 +45,12 @@ class NextItemModel(SequentialRecommender, metaclass=ABCMeta):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.sizes = {key: config[key] for key in self.size_keys}
+
+    @classmethod
+    def option(cls, config, key: str) -> Any:
+        """``config[key]``, or the model's property-file default where the config has none (a
+        config written before the key existed, or one built by hand): defaults have one source."""
+        return setting(config, key, plugin_defaults(cls.__name__).get(key))
 
     # --- size -------------------------------------------------------------------------
     @classmethod
@@ -133,16 +141,6 @@ def append_items(
 def is_plugin_model(model_or_class) -> bool:
     cls = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
     return issubclass(cls, NextItemModel)
-
-
-def uses_windows(model_class: type) -> bool:
-    """True for models trained on all positions of windows (LSRM, HSTU)."""
-    return is_plugin_model(model_class) and model_class.all_position_training
-
-
-def uses_scale_presets(model_class: type) -> bool:
-    """True for the models that ``--scale`` (Table IV's shapes) sizes."""
-    return is_plugin_model(model_class) and model_class.uses_scale_presets
 
 
 def papers_non_embedding_params(model_class: type, config) -> int | None:

@@ -12,9 +12,8 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
-from recbole_lsrm.model.dropout import resolve_layer_dropout
+from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
-from recbole_lsrm.options import setting
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
@@ -39,17 +38,17 @@ class AllPositionDecoder(NextItemModel):
         self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
         self.embedding_dropout = Dropout()  # at the bottom layer's rate
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
-        self.ce_chunk_size = setting(config, "ce_chunk_size")
-        self.sampled_softmax = setting(config, "sampled_softmax")
+        self.ce_chunk_size = self.option(config, "ce_chunk_size")
+        self.sampled_softmax = self.option(config, "sampled_softmax")
         if self.sampled_softmax is not None and self.sampled_softmax >= self.n_items - 1:
             raise ConfigError(
                 f"sampled_softmax={self.sampled_softmax} negatives needs more than {self.n_items - 1} items: "
                 "use the full softmax (sampled_softmax: ~)"
             )
-        self.sampled_negatives = setting(config, "sampled_negatives", "batch")
+        self.sampled_negatives = self.option(config, "sampled_negatives")
         # Scores: hidden . item (dot), or both L2-normalised (cosine, HSTU's reference), over a temperature.
-        self.similarity = setting(config, "similarity", "dot")
-        self.temperature = float(setting(config, "temperature", 1.0))
+        self.similarity = self.option(config, "similarity")
+        self.temperature = float(self.option(config, "temperature"))
 
     # --- what subclasses define -------------------------------------------------------
     # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate;

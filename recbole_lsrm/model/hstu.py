@@ -54,7 +54,6 @@ from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.decoder import AllPositionDecoder
-from recbole_lsrm.options import setting
 
 # The reference implementation's buckets: floor(ln(max(|dt|, 1)) / 0.301), so each bucket is
 # e^0.301 = 1.35 times wider than the one before (1 s, 1 min, 1 h, 1 day: buckets 0, 13, 27, 37).
@@ -219,16 +218,12 @@ class HSTU(AllPositionDecoder):
         self.attn_activation = config["attn_activation"]
         self.rab_kind = config["rab"]
         self.gating = config["gating"]
-        settings = {
-            "input_scale": False, "hstu_init": "plugin", "layer_norm": "affine", "uvqk_bias": True,
-            "final_layer_norm": True, "time_query": "input", "rab_per_block": False,
-        }
-        for key, default in settings.items():
-            settings[key] = setting(config, key, default)
+        settings = {key: self.option(config, key) for key in (
+            "input_scale", "hstu_init", "layer_norm", "uvqk_bias", "final_layer_norm", "time_query", "rab_per_block")}
         self.input_scale = math.sqrt(self.d_model) if settings["input_scale"] else 1.0
         self.hstu_init = settings["hstu_init"]
         self.time_query = settings["time_query"]
-        self.attention_divisor = setting(config, "attention_divisor", self.max_seq_length)
+        self.attention_divisor = self.option(config, "attention_divisor") or self.max_seq_length
         self.TIME_FIELD = config["TIME_FIELD"]
         self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
         self.TARGET_TIME_SEQ = target_time_list_field(config)

@@ -11,7 +11,9 @@ import sys
 import time
 
 from recbole_lsrm.commands import DONE, run_command
+from recbole_lsrm.config import DEFAULT_SEED
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.prepare.convert import DATASETS, prepare
 
 EPILOG = """\
 examples:
@@ -31,8 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from recbole_lsrm.prepare.convert import DATASETS
-
     parser = _Parser(
         prog="python -m recbole_lsrm.prepare",
         description="Convert a dataset into RecBole atomic files: <out>/<name>/<name>.inter (and .item).",
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="dataset name to write (default: DATASET, or synthetic-<like>[-<scale>])")
     parser.add_argument("--fraction", type=float, default=1.0,
                         help="keep this share of the users, whole sequences; writes <name>-<percent>")
-    parser.add_argument("--seed", type=int, default=2020, help="seed of the user sample and of synthetic data")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the user sample and of synthetic data")
     parser.add_argument("--k", type=int, help="amazon-mix: k-core of users and items (default 30, as the paper)")
     parser.add_argument("--like", help="synthetic: the dataset whose shape to copy (default ml-20m)")
     parser.add_argument("--scale", type=float, help="synthetic: scale users, items and interactions (default 1)")
@@ -60,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def convert() -> int:
         args = build_parser().parse_args(argv)
-        from recbole_lsrm.prepare.convert import prepare
-
         start = time.perf_counter()
         prepared = prepare(
             args.dataset, args.raw, args.out, name=args.name, fraction=args.fraction, seed=args.seed,

@@ -19,9 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recbole_lsrm.config import DEFAULT_SEED
 from recbole_lsrm.errors import ConfigError
-
-DEFAULT_SEED = 2020  # RecBole's default seed
 
 
 def check_fraction(fraction: float) -> float:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recbole_lsrm.config import DEFAULT_SEED
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.prepare.atomic_writer import AtomicTable
 from recbole_lsrm.prepare.progress import step
@@ -182,7 +183,7 @@ def timestamps(rng: np.random.Generator, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - user_offset, lengths) + elapsed
 
 
-def generate_synthetic(like: str = "ml-20m", scale: float = 1.0, seed: int = 2020) -> AtomicTable:
+def generate_synthetic(like: str = "ml-20m", scale: float = 1.0, seed: int = DEFAULT_SEED) -> AtomicTable:
     """A synthetic ``.inter`` table shaped like ``like`` at ``scale`` (see the module docstring)."""
     profile = scaled_profile(like, scale)
     rng = np.random.default_rng(seed)

@@ -14,10 +14,20 @@ shapes  prints the shapes a shape study at a fixed N would train (n_layers, d_mo
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from recbole_lsrm.commands import run_command
-from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, INTERVALS
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.scaling.analysis import load_results
+from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, INTERVALS, JointFit, plan
+from recbole_lsrm.scaling.joint_report import run_joint, save_joint
+from recbole_lsrm.scaling.report import write_report
+from recbole_lsrm.scaling.scales import scales
+from recbole_lsrm.scaling.shapes import DEFAULT_TOLERANCE, build_shapes, parse_pairs, parse_ratios, target_size
+from recbole_lsrm.study.report import write_study_report
+from recbole_lsrm.tables import format_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,10 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from recbole_lsrm.scaling.report import write_report
-
     if args.bootstrap < 0:
-        raise SystemExit("error: --bootstrap must be >= 0")
+        raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     predict = [p.strip() for p in args.predict.split(",") if p.strip()]
     report = write_report(args.results, args.out, predict, args.metric, args.fix_E, args.bootstrap)
     for entry in report.size_fits:
@@ -94,31 +102,23 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _shapes(args: argparse.Namespace) -> int:
-    from recbole_lsrm.scaling.shapes import DEFAULT_TOLERANCE, build_shapes, parse_pairs, parse_ratios, target_size
-
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     if not tolerance > 0:
-        raise SystemExit("error: --shape-tolerance must be > 0")
+        raise ConfigError(f"--shape-tolerance must be > 0, got {tolerance}")
     target = target_size(args.size, tolerance)
     ratios = parse_ratios(args.ratios) if args.ratios else None
     pairs = parse_pairs(args.pairs) if args.pairs else None
     print(f"N = {target.N:,}" + (f" (Table IV {target.scale})" if target.scale else ""))
-    print(f"{'n_layers':>8} {'d_model':>7} {'n_heads':>7} {'R':>7} {'N':>13} {'off':>6}")
+    rows = []
     for shape in build_shapes(target, ratios, pairs, tolerance):
-        mark = "  Table IV" if shape == target.reference else ""
         n = shape.non_embedding_params
-        print(f"{shape.n_layers:>8} {shape.d_model:>7} {shape.n_heads:>7} {shape.aspect_ratio:>7.3g} "
-              f"{n:>13,} {100 * (n - target.N) / target.N:>+5.1f}%{mark}")
+        rows.append((shape.n_layers, shape.d_model, shape.n_heads, f"{shape.aspect_ratio:.3g}", n,
+                     f"{100 * (n - target.N) / target.N:+.1f}%", "Table IV" if shape == target.reference else ""))
+    print(format_table(("n_layers", "d_model", "n_heads", "R", "N", "off", ""), rows))
     return 0
 
 
 def _fit_joint(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from recbole_lsrm.scaling.joint_report import run_joint, save_joint
-    from recbole_lsrm.errors import ConfigError
-    from recbole_lsrm.scaling.analysis import load_results
-
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}: fits.json needs the intervals that plan reports and checks")
     results = Path(args.results).resolve()
@@ -144,8 +144,6 @@ def _fit_joint(args: argparse.Namespace) -> int:
 
 
 def _budget_flops(args: argparse.Namespace) -> float:
-    from recbole_lsrm.errors import ConfigError
-
     text = args.budget.strip().lower()
     try:
         if text.endswith("gpuh"):
@@ -159,12 +157,6 @@ def _budget_flops(args: argparse.Namespace) -> float:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from recbole_lsrm.errors import ConfigError
-    from recbole_lsrm.scaling.joint import JointFit, plan
-
     path = Path(args.fits)
     if not path.is_file():
         raise ConfigError(f"fits file not found: {path}")
@@ -180,8 +172,6 @@ def _plan(args: argparse.Namespace) -> int:
     budget = _budget_flops(args)
     sizes = None
     if args.scales:
-        from recbole_lsrm.scales import scales
-
         sizes = {s.name: float(s.non_embedding_params) for s in scales()}
     result = plan(fit, args.interactions, budget, sizes=sizes, extrapolation=args.extrapolation,
                   allow_undetermined=args.allow_undetermined)
@@ -210,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from recbole_lsrm.study.report import write_study_report
-
     report = write_study_report(args.results, args.out, title=args.title)
     print(f"wrote {report.markdown}\nwrote {report.fits_json}")
     return 0

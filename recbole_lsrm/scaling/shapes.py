@@ -14,39 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from recbole_lsrm.config import available_scales
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.lsrm import non_embedding_params
+from recbole_lsrm.scaling.scales import Shape, load_scale, scales
 
 #: Shapes in a shape sweep differ from the target N by at most this fraction.
 DEFAULT_TOLERANCE = 0.05
 #: Ratios of the paper's 1.57M transformations to the Table IV shape's R = 16: 2/16, 1, 128/16.
 DEFAULT_RATIO_FACTORS = (1 / 8, 1.0, 8.0)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """One transformer shape: depth, width and heads."""
-
-    n_layers: int
-    d_model: int
-    n_heads: int
-
-    @property
-    def non_embedding_params(self) -> int:
-        return non_embedding_params(self.n_layers, self.d_model)
-
-    @property
-    def aspect_ratio(self) -> float:
-        """R = d_model / n_layers (paper eq. 3)."""
-        return self.d_model / self.n_layers
-
-    @property
-    def label(self) -> str:
-        return f"L{self.n_layers}-d{self.d_model}"
-
-    def options(self) -> dict[str, int]:
-        """The config keys that set this shape."""
-        return {"n_layers": self.n_layers, "d_model": self.d_model, "n_heads": self.n_heads}
 
 
 @dataclass(frozen=True)
@@ -136,9 +112,6 @@ def target_size(spec: str, tolerance: float = DEFAULT_TOLERANCE) -> TargetSize:
 
     A number within ``tolerance`` of a Table IV size takes that scale's shape as reference.
     """
-    from recbole_lsrm.config import available_scales
-    from recbole_lsrm.scales import load_scale, scales
-
     spec = str(spec).strip()
     if spec in available_scales():
         scale = load_scale(spec)
@@ -189,7 +162,6 @@ def build_shapes(
             if explicit_ratios:
                 raise
             # a default ratio beyond reach (R * 8 at l2 needs less than one layer) is left out
-    shapes += [shape_from_pair(target.N, L, d, tolerance) for L, d in pairs or []]
     shapes += [shape_from_pair(target.N, L, d, tolerance) for L, d in pairs or []]
     unique: dict[tuple[int, int], Shape] = {}
     if target.reference is not None:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, run_command
+from recbole_lsrm.study.runner import run_study, write_table_and_report
+from recbole_lsrm.study.spec import load_study
 
 RESUME = "run the same command again to continue (finished trials are skipped)"
 
@@ -33,16 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recbole_lsrm.study.runner import run_study
-    from recbole_lsrm.study.spec import load_study
-
     study = load_study(args.study)
     for name in ("data", "work", "report"):
         if getattr(args, name):
             setattr(study, name, Path(getattr(args, name)).resolve())
     if args.report_only:
-        from recbole_lsrm.study.runner import write_table_and_report
-
         table, report = write_table_and_report(study)
         print(f"wrote {table}\nwrote {report}")
         return DONE

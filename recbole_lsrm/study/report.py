@@ -37,6 +37,7 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
+from recbole_lsrm.tables import format_table
 
 METRIC = "test_ce_loss"
 VARIANTS = ("both", "no-lad", "no-so", "neither")
@@ -75,7 +76,7 @@ def _with_ci(row: pd.Series, name: str, digits: int = 4) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return format_table(header, rows, style="markdown").splitlines()
 
 
 def _minutes(seconds: Any) -> str:

@@ -20,9 +20,18 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+import pandas as pd
+
+from recbole_lsrm.config import DEFAULT_SEED
 from recbole_lsrm.errors import ConfigError, DatasetError
 from recbole_lsrm.io import atomic_write, make_dir, write_json
+from recbole_lsrm.prepare.subsets import sample_users, subset_name
+from recbole_lsrm.study.report import write_study_report
 from recbole_lsrm.study.spec import StudySpec, SweepSpec
+from recbole_lsrm.sweep.plan import build_plan
+from recbole_lsrm.sweep.results import gather, read_trial_record, write_results_csv
+from recbole_lsrm.sweep.runner import run_sweep
+from recbole_lsrm.tasks.compare import compare
 
 STUDY_COLUMNS = ("sweep", "section", "held_out")
 STUDY_RECORD = "study.json"
@@ -63,14 +72,9 @@ def prepare_data(study: StudySpec, stream: TextIO) -> Path:
     return data_path
 
 
-def ensure_subset(data_path: Path, dataset: str, fraction: float, stream: TextIO, seed: int = 2020) -> None:
+def ensure_subset(data_path: Path, dataset: str, fraction: float, stream: TextIO, seed: int = DEFAULT_SEED) -> None:
     """Write ``<dataset>-<percent>`` (a seeded share of the users, whole sequences) if missing."""
-    import pandas as pd
-
-    from recbole_lsrm.prepare.subsets import sample_users
-    from recbole_lsrm.sweep.plan import subset_dataset
-
-    name = subset_dataset(dataset, fraction)
+    name = subset_name(dataset, fraction)
     target = data_path / name / f"{name}.inter"
     if fraction == 1.0 or target.is_file():
         return
@@ -103,8 +107,6 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 
 def study_rows(study: StudySpec, committed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every finished trial of the study: the work folders' own, then the committed table's others."""
-    from recbole_lsrm.sweep.results import gather
-
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for sweep in study.sweeps:
         out = study.work / sweep.name
@@ -142,9 +144,6 @@ def _check_fingerprint(study: StudySpec, sweep: str, fingerprint: dict[str, Any]
 
 def _compare_tasks(study: StudySpec, sweep: SweepSpec, stream: TextIO) -> None:
     """``python -m recbole_lsrm.tasks compare`` on the sweep's runs, into ``<report>/<sweep>-compare``."""
-    from recbole_lsrm.sweep.results import gather
-    from recbole_lsrm.tasks.compare import compare
-
     run_dirs = [row["run_dir"] for row in gather(study.work / sweep.name) if row.get("run_dir")]
     if len(run_dirs) >= 2:
         print(f"\n== tasks compare: {len(run_dirs)} runs ==", file=stream, flush=True)
@@ -163,9 +162,6 @@ def run_study(
 
     Returns ``{"failed": {sweep: [keys]}, "interrupted": bool, "report": path or None}``.
     """
-    from recbole_lsrm.sweep.plan import build_plan
-    from recbole_lsrm.sweep.results import read_trial_record, write_results_csv
-    from recbole_lsrm.sweep.runner import run_sweep
 
     stream = stream or sys.stdout
     names = [s.name for s in study.sweeps]
@@ -188,7 +184,7 @@ def run_study(
             continue
         for fraction in sweep.fractions:
             ensure_subset(data_path, study.dataset, fraction, stream)
-        plan = build_plan(sweep.argv(study, data_path, study.work / sweep.name) + (["--dry-run"] if dry_run else []))
+        plan = build_plan(sweep.request(study, data_path, study.work / sweep.name, dry_run=dry_run))
         _check_fingerprint(study, sweep.name, plan.fingerprint(), committed, write=not dry_run)
         taken = {r["key"] for r in committed if r["sweep"] == sweep.name}
         local = {t.key for t in plan.trials if read_trial_record(t.trial_dir) is not None}
@@ -218,9 +214,6 @@ def run_study(
 
 def write_table_and_report(study: StudySpec) -> tuple[Path, Path]:
     """``results.csv`` from the finished trials (here and in the committed table), then the report."""
-    from recbole_lsrm.study.report import write_study_report
-    from recbole_lsrm.sweep.results import write_results_csv
-
     table_path = study.report / "results.csv"
     rows = study_rows(study, read_table(table_path))
     if not rows:

@@ -25,13 +25,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import yaml
+
+from recbole_lsrm.config import YamlLoader
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.sweep.plan import (
+    DEFAULT_CPUS_PER_TRIAL, Resources, SweepRequest, _number, parse_depths, parse_fractions, parse_seeds, parse_sizes,
+)
 
 SECTIONS = ("size", "converged", "ablation", "tasks")
 _STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial"}
-_SWEEP_KEYS = {"name", "section", "sizes", "scales", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
+_SWEEP_KEYS = {"name", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
 
 
 @dataclass
@@ -40,6 +46,7 @@ class SweepSpec:
     section: str
     sizes: list[str] = field(default_factory=list)
     scales: list[str] = field(default_factory=list)
+    depths: list[int] = field(default_factory=list)
     fractions: list[float] = field(default_factory=lambda: [1.0])
     seeds: list[int] = field(default_factory=list)
     ablation: list[str] = field(default_factory=list)
@@ -47,25 +54,15 @@ class SweepSpec:
     options: dict[str, Any] = field(default_factory=dict)
     baseline: str | None = None  # ablation: the sweep whose rows are the "both" variant
 
-    def argv(self, study: "StudySpec", data_path: Path, out: Path) -> list[str]:
-        """The sweep's command line (``python -m recbole_lsrm.sweep ...``)."""
-        args = [f"--model={study.model}", f"--dataset={study.dataset}", f"--out={out}",
-                f"--cpus-per-trial={study.cpus_per_trial:g}"]
-        if self.sizes:
-            args.append("--sizes=" + ",".join(self.sizes))
-        if self.scales:
-            args.append("--scales=" + ",".join(self.scales))
-        if self.fractions != [1.0]:
-            args.append("--fractions=" + ",".join(f"{f:g}" for f in self.fractions))
-        if self.seeds:
-            args.append("--seeds=" + ",".join(str(s) for s in self.seeds))
-        if self.ablation:
-            args.append("--ablation=" + ",".join(self.ablation))
-        if self.predict:
-            args.append("--predict=" + ",".join(self.predict))
-        for key, value in {**study.options, **self.options, "data_path": str(data_path)}.items():
-            args.append(f"--{key}={_cli_value(value)}")
-        return args
+    def request(self, study: "StudySpec", data_path: Path, out: Path, dry_run: bool = False) -> SweepRequest:
+        """The sweep's typed request, as ``python -m recbole_lsrm.sweep`` would build it."""
+        return SweepRequest(
+            model=study.model, dataset=study.dataset, scales=list(self.scales), sizes=parse_sizes(",".join(self.sizes))
+            if self.sizes else [], depths=list(self.depths), fractions=list(self.fractions),
+            seeds=list(self.seeds) or None, ablations=list(self.ablation), predict=list(self.predict),
+            options={**study.options, **self.options, "data_path": str(data_path)},
+            resources=Resources(cpus_per_trial=study.cpus_per_trial), out=out, dry_run=dry_run,
+        )
 
 
 @dataclass
@@ -79,24 +76,13 @@ class StudySpec:
     report: Path
     sweeps: list[SweepSpec]
     options: dict[str, Any] = field(default_factory=dict)
-    cpus_per_trial: float = 2
+    cpus_per_trial: float = DEFAULT_CPUS_PER_TRIAL
 
     def sweep(self, name: str) -> SweepSpec:
         for sweep in self.sweeps:
             if sweep.name == name:
                 return sweep
         raise ConfigError(f"{self.path}: no sweep named {name!r} (sweeps: {', '.join(s.name for s in self.sweeps)})")
-
-
-def _cli_value(value: Any) -> str:
-    """A value as the command line writes it (YAML flow style for lists and dicts)."""
-    import yaml
-
-    if isinstance(value, (list, dict)):
-        return yaml.safe_dump(value, default_flow_style=True).strip()
-    if value is None:
-        return "~"
-    return str(value)
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -109,15 +95,29 @@ def _strings(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def _parsed(parse: Callable[[str], list], value: Any, where: str, key: str) -> list:
+    """A list of the study file read as the sweep's command line reads it, errors named with the file."""
+    values = _strings(value, f"{where}: {key}")
+    try:
+        return parse(",".join(values)) if values else []
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _cpus(value: Any, path: Path) -> float:
+    try:
+        return _number(value, "cpus_per_trial", strict=True)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def load_study(path: str | Path) -> StudySpec:
     """Read and check a study file; every problem is named with the file and the key."""
-    import yaml
-
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"study file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader)  # 1e-3 is a number, as in config files
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):
@@ -150,20 +150,21 @@ def load_study(path: str | Path) -> StudySpec:
         sweep_options = entry.get("options") or {}
         if not isinstance(sweep_options, dict):
             raise ConfigError(f"{where}: options must be a mapping")
-        fractions = [float(f) for f in _strings(entry.get("fractions", [1.0]), f"{where}: fractions")]
+        fractions = _parsed(parse_fractions, entry.get("fractions", [1.0]), where, "fractions")
         sweep = SweepSpec(
             name=str(entry["name"]), section=section,
             sizes=_strings(entry.get("sizes"), f"{where}: sizes"),
             scales=_strings(entry.get("scales"), f"{where}: scales"),
-            fractions=fractions,
-            seeds=[int(s) for s in _strings(entry.get("seeds"), f"{where}: seeds")],
+            depths=_parsed(parse_depths, entry.get("depths"), where, "depths"),
+            fractions=fractions or [1.0],
+            seeds=_parsed(parse_seeds, entry.get("seeds"), where, "seeds"),
             ablation=_strings(entry.get("ablation"), f"{where}: ablation"),
             predict=_strings(entry.get("predict"), f"{where}: predict"),
             options=sweep_options,
             baseline=entry.get("baseline"),
         )
-        if not sweep.sizes and not sweep.scales:
-            raise ConfigError(f"{where}: give sizes (1x32, 2x64) or scales (l2, l4)")
+        if not sweep.sizes and not sweep.scales and not sweep.depths:
+            raise ConfigError(f"{where}: give sizes (1x32, 2x64), scales (l2, l4) or depths (2, 4, 8)")
         if section == "ablation" and not sweep.ablation:
             raise ConfigError(f"{where}: an ablation sweep lists its variants: ablation: [no-lad, no-so, neither]")
         if section == "tasks" and not (sweep_options.get("tasks") or options.get("tasks")):
@@ -179,5 +180,5 @@ def load_study(path: str | Path) -> StudySpec:
         path=path, name=str(raw["name"]), model=str(raw.get("model", "LSRM")), dataset=str(raw["dataset"]),
         data=(base / str(raw["data"])).resolve(), work=(base / str(raw["work"])).resolve(),
         report=(base / str(raw["report"])).resolve(), sweeps=sweeps, options=options,
-        cpus_per_trial=float(raw.get("cpus_per_trial", 2)),
+        cpus_per_trial=_cpus(raw.get("cpus_per_trial", DEFAULT_CPUS_PER_TRIAL), path),
     )

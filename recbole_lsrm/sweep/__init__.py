@@ -1,4 +1,4 @@
-"""Scaling sweeps with Ray Tune (SPEC 4): one trial per size, data fraction and seed.
+"""Scaling sweeps with Ray Tune (paper IV): one trial per size, data fraction and seed.
 
 ``python -m recbole_lsrm.sweep --dataset=ml-1m --scales=l2,l4,l8`` runs the trials through
 :func:`recbole_lsrm.pipeline.run`, gathers their summaries into ``results.csv`` and writes the
@@ -6,14 +6,9 @@ scaling report (:mod:`recbole_lsrm.scaling`). Ray is imported only when trials r
 plan, the results and the report work without it.
 """
 
-from recbole_lsrm.sweep.plan import SweepPlan, TrialSpec, build_plan, subset_dataset
+from recbole_lsrm.sweep.plan import Resources, SweepPlan, SweepRequest, TrialSpec, build_plan, request_from_argv
 from recbole_lsrm.sweep.results import gather, write_results_csv
+from recbole_lsrm.sweep.runner import run_sweep
 
-__all__ = ["SweepPlan", "TrialSpec", "build_plan", "gather", "run_sweep", "subset_dataset", "write_results_csv"]
-
-
-def run_sweep(*args, **kwargs):
-    """See :func:`recbole_lsrm.sweep.runner.run_sweep` (imported on use: it needs Ray)."""
-    from recbole_lsrm.sweep.runner import run_sweep as _run_sweep
-
-    return _run_sweep(*args, **kwargs)
+__all__ = ["Resources", "SweepPlan", "SweepRequest", "TrialSpec", "build_plan", "gather", "request_from_argv",
+           "run_sweep", "write_results_csv"]

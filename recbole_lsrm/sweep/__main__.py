@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, run_command
-from recbole_lsrm.sweep.plan import USAGE, build_plan
+from recbole_lsrm.sweep.plan import build_parser, build_plan, request_from_argv
+from recbole_lsrm.sweep.runner import run_sweep
 
 INTERRUPTED_MESSAGE = "interrupted: run the same command again to continue (finished trials are skipped)"
 
@@ -14,13 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 all trials finished, 1 some failed, 2 bad input, 130 interrupted."""
     argv = sys.argv[1:] if argv is None else argv
     if any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE)
+        build_parser().print_help()
         return 0
 
     def sweep() -> int:
-        plan = build_plan(argv)
-        from recbole_lsrm.sweep.runner import run_sweep
-
+        plan = build_plan(request_from_argv(argv))
         outcome = run_sweep(plan)
         if outcome.interrupted:
             print(INTERRUPTED_MESSAGE, file=sys.stderr)

@@ -25,6 +25,7 @@ from typing import Any
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import atomic_write, make_dir, write_json, write_text
+from recbole_lsrm.tasks.compare import key_figures, key_intervals
 
 TRIAL_RECORD = "trial.json"
 ERROR_FILE = "error.txt"
@@ -240,8 +241,6 @@ def _task_columns(tasks_file: str | None) -> dict[str, float]:
     """``task_<task>: <figure>`` (and ``_lo``/``_hi``) columns from a run's tasks.json."""
     if not tasks_file or not Path(tasks_file).is_file():
         return {}
-    from recbole_lsrm.tasks.compare import key_figures, key_intervals
-
     columns: dict[str, float] = {}
     for task, result in json.loads(Path(tasks_file).read_text(encoding="utf-8")).items():
         intervals = key_intervals(task, result)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.scaling.report import write_report
 from recbole_lsrm.sweep.plan import SweepPlan, TrialSpec
 from recbole_lsrm.sweep.results import (
     check_sweep_record,
@@ -30,6 +31,8 @@ from recbole_lsrm.sweep.results import (
     unfinished_checkpoint,
     write_results_csv,
 )
+from recbole_lsrm.sweep.trainable import train_trial
+from recbole_lsrm.tables import format_table
 
 
 @dataclass
@@ -57,16 +60,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def describe(plan: SweepPlan, done: set[str], stream: TextIO | None = None) -> None:
     """Print the plan: one line per trial with its size, N, data, seed, epochs and status."""
     stream = stream or sys.stdout
-    rows = [("trial", "size", "N", "dataset", "seed", "epochs", "status")]
+    rows = []
     for t in plan.trials:
         status = "finished" if t.key in done else "resume" if unfinished_checkpoint(t.trial_dir) else "to run"
-        rows.append((
-            t.key, t.size, f"{t.planned_N:,}" if t.planned_N else "counted", t.dataset, str(t.seed),
-            str(t.planned_epochs or "-"), status,
-        ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)), file=stream)
+        rows.append((t.key, t.size, t.planned_N or "counted", t.dataset, str(t.seed), t.planned_epochs, status))
+    table = format_table(("trial", "size", "N", "dataset", "seed", "epochs", "status"), rows, align="left")
+    print("\n".join("  " + line for line in table.splitlines()), file=stream)
 
 
 class _QuietTrialFailures(logging.Filter):
@@ -81,7 +80,7 @@ class _QuietTrialFailures(logging.Filter):
 
 def _progress_callback_class():
     """A Tune callback printing one line per trial event (defined lazily: it subclasses Ray's)."""
-    from ray import tune
+    from ray import tune  # Ray on use: seconds of start-up
 
     class SweepProgress(tune.Callback):
         def __init__(self, specs: dict[str, TrialSpec], stream: TextIO, on_finished=None) -> None:
@@ -145,16 +144,16 @@ def _progress_callback_class():
 
 def _ray_config_classes():
     """RunConfig and FailureConfig from wherever this ray keeps them (air on 2.6.3)."""
-    from ray import tune
+    from ray import tune  # Ray on use: seconds of start-up
 
     if hasattr(tune, "RunConfig"):
         return tune.RunConfig, tune.FailureConfig
     try:
-        from ray.train import FailureConfig, RunConfig
+        from ray.train import FailureConfig, RunConfig  # Ray on use: seconds of start-up
 
         return RunConfig, FailureConfig
     except ImportError:
-        from ray.air import FailureConfig, RunConfig
+        from ray.air import FailureConfig, RunConfig  # Ray on use: seconds of start-up
 
         return RunConfig, FailureConfig
 
@@ -162,10 +161,9 @@ def _ray_config_classes():
 def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
               on_trial_finished: Callable[[str], None] | None = None) -> bool:
     """Give the pending trials to Tune; returns True if the sweep was interrupted."""
-    import ray
-    from ray import tune
+    import ray  # Ray on use: seconds of start-up
+    from ray import tune  # Ray on use: seconds of start-up
 
-    from recbole_lsrm.sweep.trainable import train_trial
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -256,8 +254,6 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
     ``on_trial_finished(key)`` is called as each trial finishes (a study saves its results
     then); ``report=False`` writes results.csv but no report.
     """
-    from recbole_lsrm.scaling.report import write_report
-
     stream = stream or sys.stdout  # looked up now: pytest and others swap sys.stdout
     check_sweep_record(plan.out, plan.fingerprint(), write=not plan.dry_run)
     done = finished_keys(plan.out)

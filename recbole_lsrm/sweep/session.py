@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 
 def _reporter() -> Callable[[dict[str, Any]], None]:
-    from ray import tune
+    from ray import tune  # Ray on use: seconds of start-up
 
     tune_report = getattr(tune, "report", None)
     if tune_report is not None:
@@ -24,13 +24,13 @@ def _reporter() -> Callable[[dict[str, Any]], None]:
         if "metrics" in params:  # the new tune.report(metrics, *, checkpoint=None)
             return tune_report
     try:
-        from ray import train
+        from ray import train  # Ray on use: seconds of start-up
 
         if hasattr(train, "report"):
             return train.report
     except ImportError:
         pass
-    from ray.air import session
+    from ray.air import session  # Ray on use: seconds of start-up
 
     return session.report
 

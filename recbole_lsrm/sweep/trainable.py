@@ -17,8 +17,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from recbole_lsrm.errors import LSRMError
 from recbole_lsrm.io import make_dir
+from recbole_lsrm.pipeline import run
 from recbole_lsrm.sweep.plan import TrialSpec
 from recbole_lsrm.sweep.results import (
     ERROR_FILE,
@@ -48,10 +51,6 @@ def epoch_metrics(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
 
 def train_trial(config: dict[str, Any]) -> None:
     """Train and test one trial; resumes the trial's interrupted run if there is one."""
-    import torch
-
-    from recbole_lsrm.pipeline import run
-
     spec = TrialSpec.from_dict(config["trial"])
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     trial_dir = spec.trial_dir

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from recbole_lsrm.errors import LSRMError
-from recbole_lsrm.tasks.report import format_table, save_plot
+from recbole_lsrm.io import make_dir, write_json
+from recbole_lsrm.tables import format_table
+from recbole_lsrm.tasks.report import save_plot
 
 
 def key_figures(task: str, result: dict) -> dict[str, float]:
@@ -64,8 +66,6 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 
 def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
-    from recbole_lsrm.io import make_dir, write_json
-
     runs = sorted((load_run(Path(d)) for d in run_dirs), key=lambda r: r["size"])
     labels = [r["label"] for r in runs]
     if len(set(labels)) < len(labels):
@@ -83,7 +83,7 @@ def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
             values = [figures[label].get(key, float("nan")) for label in figures]
             ratios = [(v / base[key]) if base.get(key) else float("nan") for v in values[1:]]
             rows.append([key, *values, *ratios])
-        print(f"\n{task} (runs ordered by size; ratios to the smallest)\n" + format_table(rows))
+        print(f"\n{task} (runs ordered by size; ratios to the smallest)\n" + format_table(rows[0], rows[1:]))
 
     out_dir = Path(out) if out else Path("saved") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     make_dir(out_dir)

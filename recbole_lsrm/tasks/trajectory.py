@@ -22,9 +22,10 @@ import torch
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals
 from recbole_lsrm.model.contract import append_items, is_plugin_model
+from recbole_lsrm.options import TRAJECTORY_STEPS
 from recbole_lsrm.tasks.context import Sequences, TaskContext
 
-MAX_STEPS = 10
+MAX_STEPS = TRAJECTORY_STEPS  # options.TRAJECTORY_STEPS: the held-out items the task needs
 
 
 def trajectory_rank(generated: torch.Tensor, future: torch.Tensor, k: int) -> torch.Tensor:
