@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ml1m_data import DEFAULT_DATASETS, BudgetStop, ml1m_source, unpacked_ml1m
 
-# SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
+# Published HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M (HSTU repository README, history masked, length 200).
 PUBLISHED = {
     "HSTU": (0.3097, 0.1720, 0.5754, 0.2307),
     "HSTU-large": (0.3294, 0.1893, 0.5935, 0.2481),

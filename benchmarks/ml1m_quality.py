@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ml1m_data import DEFAULT_DATASETS, BudgetStop, ml1m_source, unpacked_ml1m
 
-# SPEC 7: HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M.
+# Published HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M (HSTU repository README, history masked, length 200).
 PUBLISHED = {
     "SASRec (HSTU paper)": (0.2853, 0.1603, 0.5474, 0.2185),
     "SASRec + full CE (Klenitskiy & Vasilev)": (0.3152, 0.1821, None, None),

@@ -27,7 +27,7 @@ import yaml
 
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.options import check_config, check_options, resolve_task_settings
+from recbole_lsrm.options import check_config, check_options, fixed_keys, resolve_task_settings
 
 compat.numpy_aliases()
 import recbole  # noqa: E402
@@ -110,8 +110,17 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-# RecBole's default seed (its overall.yaml), for everything seeded outside a config too.
-DEFAULT_SEED: int = read_yaml(RECBOLE_PROPERTIES_DIR / "overall.yaml")["seed"]
+# The seed of overall.yaml (RecBole's), for everything seeded outside a config too.
+DEFAULT_SEED: int = read_yaml(PROPERTIES_DIR / "overall.yaml")["seed"]
+# The run options a resumed run cannot change, besides the keys tagged "fixed on resume".
+FIXED_RUN_OPTIONS = ("scale", "recipe")
+
+
+def fixed_on_resume() -> tuple[str, ...]:
+    """Settings a checkpoint carries on with as they were: its RNG states, its model's shape, its
+    windows and batches (the schedule counts steps per epoch), its optimizer's kind and its data.
+    Marked in the property files' tags (``# (int, fixed on resume) ...``)."""
+    return FIXED_RUN_OPTIONS + tuple(sorted(fixed_keys(PROPERTIES_DIR)))
 
 
 @lru_cache(maxsize=None)

@@ -82,10 +82,32 @@ MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act"
 CASE_FREE = frozenset({"learner"})
 
 
-def _kinds_of(tag: str) -> list[str]:
+# Words a tag may hold besides the types: a setting a resumed run keeps as it was.
+FIXED_ON_RESUME = "fixed on resume"
+
+
+def tag_words(tag: str) -> list[str]:
     """``float, list or {start, end}`` -> ["float", "list", "{start, end}"] (a {...} is one word)."""
-    words = [w.strip() for w in re.findall(r"\{[^}]*\}|[^,{]+", tag) for w in re.split(r"\bor\b", w)]
-    return [w for w in words if w in _KINDS]
+    return [w.strip() for w in re.findall(r"\{[^}]*\}|[^,{]+", tag) for w in re.split(r"\bor\b", w) if w.strip()]
+
+
+def _kinds_of(tag: str) -> list[str]:
+    return [w for w in tag_words(tag) if w in _KINDS]
+
+
+def tag_of(line: str) -> tuple[str, str] | None:
+    """(key, tag) of a property file's ``key: value  # (tag) meaning`` line, else None."""
+    match = _TAG.match(line)
+    return (match.group(1), match.group(3)) if match else None
+
+
+@lru_cache(maxsize=None)
+def fixed_keys(properties_dir: Path) -> frozenset[str]:
+    """The keys some property file under ``properties_dir`` tags ``fixed on resume``."""
+    return frozenset(
+        key for path in Path(properties_dir).rglob("*.yaml") for line in path.read_text(encoding="utf-8").splitlines()
+        for key, tag in [tag_of(line) or ("", "")] if FIXED_ON_RESUME in tag_words(tag)
+    )
 
 
 @lru_cache(maxsize=None)

@@ -19,7 +19,7 @@ from recbole.utils import init_seed, set_color
 
 from recbole_lsrm import distributed
 from recbole_lsrm.model import get_model_class
-from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys
+from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys, fixed_on_resume
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
 from recbole_lsrm.errors import CheckpointError, ConfigError
@@ -49,19 +49,10 @@ def _run_info_from_checkpoint(path: str) -> dict:
     return state["run"]
 
 
-# Settings a checkpoint carries on with as they were: its RNG states, its model's shape, its
-# windows and batches (the schedule counts steps per epoch), its optimizer's kind and its data.
-FIXED_ON_RESUME = (
-    "seed", "n_layers", "d_model", "n_heads", "hidden_size", "MAX_ITEM_LIST_LENGTH", "window_stride", "window_loss",
-    "train_batch_size", "learner", "optimizer_switch", "cold_start_users",
-    "trajectory_holdout", "load_col", "eval_args", "scale", "recipe", "train_windows", "time_query", "time_order",
-)
-
-
 def _check_resume_overrides(given: dict[str, Any], stored: dict[str, Any]) -> None:
     """Refuse, by name, an option that a resumed run could not apply (it would be recorded
     in summary.json without having had any effect)."""
-    for key in FIXED_ON_RESUME:
+    for key in fixed_on_resume():
         if key in given and (key not in stored or given[key] != stored[key]):
             was = f"{stored[key]!r}" if key in stored else "its default"
             raise ConfigError(

@@ -89,3 +89,34 @@ def test_task_settings_are_resolved_in_the_config():
     both = build("LSRM", tasks="coldstart,trajectory")
     assert (both["cold_start_users"], both["trajectory_holdout"]) == (0.2, 10)
     assert build("LSRM", tasks="trajectory", trajectory_holdout=4)["trajectory_holdout"] == 4
+
+
+def test_every_property_key_has_a_valid_type_tag():
+    """Each key of every property file is typed somewhere (``# (type) meaning``), and every tag
+    holds only known words: a typo in a tag would otherwise turn its key's check off."""
+    from recbole_lsrm.config import PROPERTIES_DIR, read_yaml
+    from recbole_lsrm.options import _KINDS, FIXED_ON_RESUME, tag_of, tag_words
+
+    typed, bad = set(), []
+    files = sorted(PROPERTIES_DIR.rglob("*.yaml"))
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = tag_of(line)
+            if found is None:
+                continue
+            key, tag = found
+            unknown = [w for w in tag_words(tag) if w not in _KINDS and w != FIXED_ON_RESUME]
+            if unknown or not any(w in _KINDS for w in tag_words(tag)):
+                bad.append(f"{path.relative_to(PROPERTIES_DIR)}:{number}: ({tag})")
+            else:
+                typed.add(key)
+    assert not bad, "tags with unknown words (known: " + ", ".join(list(_KINDS) + [FIXED_ON_RESUME]) + "):\n" + "\n".join(bad)
+    untyped = sorted({f"{p.relative_to(PROPERTIES_DIR)}: {k}" for p in files for k in read_yaml(p) if k not in typed})
+    assert not untyped, "keys with no # (type) tag in any property file:\n" + "\n".join(untyped)
+
+
+def test_a_mistyped_tag_is_found(tmp_path):
+    from recbole_lsrm.options import _KINDS, tag_of, tag_words
+
+    key, tag = tag_of("epochs: 3   # (itn) Training epochs.")
+    assert key == "epochs" and not any(w in _KINDS for w in tag_words(tag))

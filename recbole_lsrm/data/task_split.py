@@ -1,4 +1,4 @@
-"""Interactions held out of training for the challenge tasks (SPEC 5).
+"""Interactions held out of training for the challenge tasks (LSRM paper V).
 
 Two settings take data away from the model before any split, so that a task can test on
 what the model never saw:

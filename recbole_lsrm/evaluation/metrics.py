@@ -3,7 +3,7 @@
 After :func:`register_metrics`, ``metrics: [Hit, NDCG, CELoss, Coverage]`` works in any
 property file and ``valid_metric: CELoss`` drives early stopping on the validation loss.
 
-- ``CELoss``: cross-entropy of the held-out item over all items (SPEC 3), the y-axis of every
+- ``CELoss``: cross-entropy of the held-out item over all items (LSRM paper III-D), the y-axis of every
   scaling law. Computed from the raw scores, before any history masking.
 - ``Coverage@N``: distinct items in all top-N lists / number of items (padding excluded).
 """

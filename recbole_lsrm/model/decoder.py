@@ -20,7 +20,7 @@ EVAL_ROWS_PER_GROUP = 512
 
 
 class AllPositionDecoder(NextItemModel):
-    """A causal decoder over item IDs trained on every position of a window (SPEC 2)."""
+    """A causal decoder over item IDs trained on every position of a window (LSRM paper III-A)."""
 
     input_type = InputType.POINTWISE
     all_position_training = True

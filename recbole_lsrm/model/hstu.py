@@ -1,4 +1,4 @@
-"""HSTU: Hierarchical Sequential Transduction Units (SPEC 6), with two recipes.
+"""HSTU: Hierarchical Sequential Transduction Units (Zhai et al., ICML 2024), with two recipes.
 
 Each block is one fused projection and a pointwise attention, with no separate FFN:
 
@@ -126,6 +126,57 @@ class RelativeAttentionBias(nn.Module):
         return bias
 
 
+class PointwiseAttention(nn.Module):
+    """HSTU's attention weights: SiLU(QK^T + rab) / n, no softmax, 0 above the diagonal.
+
+    The weights are divided by a fixed n (``attention_divisor``; by default the maximum sequence
+    length, the padded width of every row; the reference divides by its own padded width), not
+    by a row's number of valid items: that count includes the items after a position, so a
+    past output would change when items are appended (breaking causality, and making a window's
+    positions disagree with the same prefix at evaluation). Dividing by the i + 1 items a query
+    sees would be causal but turn the sum into a mean, losing how much history supports a
+    pattern: the intensity signal the HSTU paper keeps by not normalising the weights.
+    """
+
+    def __init__(self, divisor: int) -> None:
+        super().__init__()
+        self.n = divisor
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None, causal: torch.Tensor) -> torch.Tensor:
+        scores = q @ k.transpose(-2, -1)  # (B, h, T, T)
+        if bias is not None:
+            scores = scores + bias.unsqueeze(-3)  # one bias for all heads
+        return F.silu(scores).masked_fill(~causal, 0.0) / self.n
+
+
+class SoftmaxAttention(nn.Module):
+    """The ablation ``attn_activation: softmax``: softmax(QK^T / sqrt(d_h) + rab), causal."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None, causal: torch.Tensor) -> torch.Tensor:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, h, T, T)
+        if bias is not None:
+            scores = scores + bias.unsqueeze(-3)
+        return scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+
+
+class Gating(nn.Module):
+    """HSTU's feature interaction: LayerNorm(A V) * U (U is the first quarter of the projection)."""
+
+    parts = 4  # U, V, Q, K
+
+    def forward(self, out: torch.Tensor, u: list[torch.Tensor]) -> torch.Tensor:
+        return out * u[0]
+
+
+class NoGating(nn.Module):
+    """The ablation ``gating: False``: U is never computed, LayerNorm(A V) passes through."""
+
+    parts = 3  # V, Q, K
+
+    def forward(self, out: torch.Tensor, u: list[torch.Tensor]) -> torch.Tensor:
+        return out
+
+
 class HSTUBlock(nn.Module):
     """x + W_o(Dropout(LayerNorm(A V) * U)), A the pointwise (or softmax) causal attention."""
 
@@ -144,22 +195,14 @@ class HSTUBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.attn_activation = attn_activation
-        self.gating = gating
-        # The SiLU weights are divided by a fixed n (``attention_divisor``; by default the
-        # maximum sequence length, the padded width of every row; the reference divides by its
-        # own padded width), not by a row's number of valid items: that count includes the
-        # items after a position, so a past output would change when items are appended
-        # (breaking causality, and making a window's positions disagree with the same prefix at
-        # evaluation). Dividing by the i + 1 items a query sees would be causal but turn the sum
-        # into a mean, losing how much history supports a pattern: the intensity signal the
-        # HSTU paper keeps by not normalising the weights.
-        self.n = divisor or max_len
+        # The parts an ablation swaps, chosen once (attn_activation, gating).
+        self.attention = PointwiseAttention(divisor or max_len) if attn_activation == "silu" else SoftmaxAttention()
+        self.gate = Gating() if gating else NoGating()
         affine = layer_norm == "affine"
         eps = 1e-5 if affine else PLAIN_LAYER_NORM_EPS
         self.norm_input = nn.LayerNorm(d_model, eps=eps, elementwise_affine=affine)
         # One fused projection to U, V, Q, K; without gating U is never computed.
-        self.uvqk = nn.Linear(d_model, (4 if gating else 3) * d_model, bias=uvqk_bias)
+        self.uvqk = nn.Linear(d_model, self.gate.parts * d_model, bias=uvqk_bias)
         self.norm_attn = nn.LayerNorm(d_model, eps=eps, elementwise_affine=affine)
         self.proj = nn.Linear(d_model, d_model)  # W_o
         self.dropout = Dropout(dropout)
@@ -176,30 +219,17 @@ class HSTUBlock(nn.Module):
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Causal weights: q, k (B, h, T, dh), bias (B, T, T) or (T, T) -> (B, h, T, T); 0 above the diagonal."""
         T = q.size(2)
-        causal = self.causal[:T, :T]
-        scores = q @ k.transpose(-2, -1)  # (B, h, T, T)
-        if self.attn_activation == "softmax":
-            scores = scores / math.sqrt(q.size(-1))
-        if bias is not None:
-            scores = scores + bias.unsqueeze(-3)  # one bias for all heads
-        if self.attn_activation == "softmax":
-            return scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-        return F.silu(scores).masked_fill(~causal, 0.0) / self.n
+        return self.attention(q, k, bias, self.causal[:T, :T])
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None, buckets: torch.Tensor | None = None) -> torch.Tensor:
         B, T, d = x.shape
         if self.rab is not None:
             bias = self.rab(buckets, T)
         projected = F.silu(self.uvqk(self.norm_input(x)))  # (B, T, 4d) or (B, T, 3d)
-        if self.gating:
-            u, v, q, k = projected.split(d, dim=2)
-        else:
-            v, q, k = projected.split(d, dim=2)
+        *u, v, q, k = projected.split(d, dim=2)  # u: [] without gating
         v, q, k = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (v, q, k))  # (B, h, T, dh)
         attended = self.attention_weights(q, k, bias) @ v  # (B, h, T, dh)
-        out = self.norm_attn(attended.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
-        if self.gating:
-            out = out * u
+        out = self.gate(self.norm_attn(attended.transpose(1, 2).reshape(B, T, d)), u)  # (B, T, d)
         return x + self.proj(self.dropout(out))
 
 
@@ -209,7 +239,7 @@ def truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 
 
 class HSTU(AllPositionDecoder):
-    r"""HSTU blocks over item IDs, trained on every position of a window (SPEC 6)."""
+    r"""HSTU blocks over item IDs, trained on every position of a window (Zhai et al., ICML 2024)."""
 
     size_keys = ("n_layers", "d_model", "gating")
 

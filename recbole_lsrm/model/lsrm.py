@@ -3,7 +3,7 @@
 Item embedding plus learnable position embedding, pre-LayerNorm causal blocks (multi-head
 self-attention, GELU feed-forward of width 4d), a final LayerNorm, and scores over all items
 by the dot product with the (tied) item embedding. Trained on all positions: cross-entropy of
-the next item at every non-padding position of each window (SPEC 2).
+the next item at every non-padding position of each window (LSRM paper III-A).
 
 Reference:
     Gaowei Zhang, Yupeng Hou, Hongyu Lu, Yu Chen, Wayne Xin Zhao, Ji-Rong Wen.
@@ -69,7 +69,7 @@ class DecoderBlock(nn.Module):
 
 
 class LSRM(AllPositionDecoder):
-    r"""Decoder-only transformer over item IDs, trained on every position (SPEC 2)."""
+    r"""Decoder-only transformer over item IDs, trained on every position (LSRM paper III-A)."""
 
     @classmethod
     def non_embedding_params_for(cls, sizes) -> int:

@@ -2,7 +2,7 @@
 
 LSRM, HSTU and FMLP-Rec score every item by the dot product of a hidden state with the item
 embedding table (tied input/output embedding) and never recommend the padding item 0. LSRM and
-HSTU train on every position of a window (SPEC 2); FMLP-Rec on the last position of a prefix.
+HSTU train on every position of a window (LSRM paper III-A); FMLP-Rec on the last position of a prefix.
 
 Large catalogues (the 240k-item Amazon mix) are why most of this module exists. Scoring P
 positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240k items that is
@@ -59,10 +59,9 @@ def default_chunk(n_columns: int, chunk: int | None) -> int:
 def loss_chunk(n_items: int, chunk: int | None, device: torch.device) -> int:
     """Positions per chunk of the training loss: the given size, or the default for the device.
 
-    On a CPU, the largest chunk that stays in cache (measured by benchmarks/loss_speed.py on
-    ML-1M's 3,706 items, on a Xeon: 0.59-0.62 of the plain loss's time at 384-768 rows, against
-    0.75 in one chunk; on an EPYC 128-1,024 rows are within noise of each other); elsewhere the
-    memory bound of :func:`default_chunk`.
+    On a CPU, the largest chunk that stays in cache (``benchmarks/loss_speed.py`` measures the
+    choice; its figures per CPU are in ``benchmarks/README.md``); elsewhere the memory bound of
+    :func:`default_chunk`.
     """
     if chunk or device.type != "cpu":
         return default_chunk(n_items, chunk)

@@ -76,11 +76,6 @@ def _format_into(table: AtomicTable, path: str) -> None:
         raise DatasetError(f"cannot write a value as a tab-separated field: {err}") from err
 
 
-def write_atomic_file(table: AtomicTable, path: Path) -> None:
-    """Write one atomic file through a temporary file in its folder (the folder must exist)."""
-    atomic_write(Path(path), lambda tmp: _format_into(table, tmp))
-
-
 def _missing_folders(folder: Path) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, innermost first."""
     missing = []

@@ -1,4 +1,4 @@
-"""The five challenge tasks of the paper (SPEC 5), run after the test on the trained model.
+"""The five challenge tasks of the paper (LSRM paper V), run after the test on the trained model.
 
 ``--tasks=longtail,coldstart,crossdomain,robustness,trajectory`` (or ``all``: every task the
 dataset supports) prints a table per task and writes ``tasks.json`` and ``task_<name>.png``

@@ -9,7 +9,7 @@ items:
 
     TR@k = (1/Z) * sum_{j=1..k} (2^{I_j} - 1) / log2(j + 1),   Z = sum_{j=1..k} 1 / log2(j + 1),
 
-with I_j = 1 if the j-th generated item is among the true next k items (SPEC 5).
+with I_j = 1 if the j-th generated item is among the true next k items (LSRM paper V).
 """
 
 from __future__ import annotations
