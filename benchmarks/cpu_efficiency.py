@@ -69,11 +69,14 @@ def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 
 def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False):
     from recbole.utils import init_seed
 
-    from recbole_lsrm.model import get_model_class
     from recbole_lsrm.config import LSRMConfig
     from recbole_lsrm.data import create_dataset, prepare_dataloaders
     from recbole_lsrm.trainer import LSRMTrainer
 
+    try:  # the model lookup moved to recbole_lsrm.model: the benchmark also measures older code
+        from recbole_lsrm.model import get_model_class
+    except ImportError:
+        from recbole_lsrm.compat import get_model_class
     try:  # absent before the CPU speed-ups: the benchmark also measures older code (PYTHONPATH)
         from recbole_lsrm.cpu_allocator import keep_freed_memory
     except ImportError:

@@ -31,7 +31,7 @@ def format_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], style: st
     if any(len(row) != len(cells[0]) for row in cells):
         raise ValueError(f"every row needs {len(cells[0])} cells (the header's), got {[len(r) for r in cells]}")
     if style == "markdown":
-        lines = ["| " + " | ".join(row) + " |" for row in cells]
+        lines = ["|" + "|".join(f" {c} " if c else " " for c in row) + "|" for row in cells]
         lines.insert(1, "|" + "---|" * len(cells[0]))
         return "\n".join(lines)
     if style != "text":

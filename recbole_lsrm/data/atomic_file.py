@@ -140,8 +140,8 @@ def check_atomic_files(dataset_path: str, dataset: str, required: list[str], sep
             raise DatasetError(
                 f"dataset '{dataset}': atomic file not found at {inter}. "
                 f"Convert the raw data into a RecBole atomic file there (tab-separated, header "
-                f"'user_id:token\titem_id:token\trating:float\ttimestamp:float'); the README's "
-                f"'Datasets' section says how for each dataset. Nothing is downloaded."
+                f"'user_id:token\titem_id:token\trating:float\ttimestamp:float'); docs/datasets.md "
+                f"says how for each dataset. Nothing is downloaded."
             )
         raise DatasetError(
             f"unknown dataset '{dataset}': no atomic file at {inter} and no property file "

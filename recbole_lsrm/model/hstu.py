@@ -18,7 +18,7 @@ Two recipes (``--recipe``, properties/recipe/HSTU/):
   the full cross-entropy of the next item at every position of every window, LSRM's optimiser.
 - ``reference``: the model and training of HSTU's reference code (generative-recommenders,
   ``research/``), each difference its own option, so that the published results can be
-  reproduced and each difference ablated. The README's HSTU section lists them and why each
+  reproduced and each difference ablated. docs/hstu.md lists them and why each
   exists; in the model they are ``input_scale``, ``hstu_init``, ``layer_norm``, ``uvqk_bias``,
   ``final_layer_norm``, ``attention_divisor``, ``time_query``, ``rab_per_block`` and, in the
   shared decoder, ``similarity``, ``temperature`` and ``sampled_negatives``.

@@ -24,6 +24,7 @@ from recbole_lsrm.scaling.fit import FitError
 from recbole_lsrm.scaling.markdown import number
 from recbole_lsrm.scaling.plots import figure
 from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, FLOPS_PER_PARAMETER_AND_TARGET, JointFit, fit_joint, holdout_errors
+from recbole_lsrm.tables import format_table
 
 METRIC = "test_ce_loss"
 
@@ -98,21 +99,20 @@ def markdown(result: JointResult) -> list[str]:
         f"{fit.ranges['U'][0]:,.0f} ... {fit.ranges['U'][1]:,.0f}, epochs {fit.ranges['epochs'][0]:g} ... "
         f"{fit.ranges['epochs'][1]:g}); rmse {fit.rmse:.4f}. Intervals: {fit.ci_method or 'none'}.", "",
     ]
-    lines += ["| constant | value | 95% interval | determined by the trials |", "|---|---|---|---|"]
-    for name in ("E", "A", "alpha", "B", "beta", "R_star"):
-        value = getattr(fit, name)
-        interval = ci.get(name)
-        lines.append(f"| {name} | {value:.4g} | " + (f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "-")
-                     + f" | {'no' if name in fit.undetermined else 'yes'} |")
+    rows = [[name, f"{getattr(fit, name):.4g}", f"[{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if ci.get(name) else "-",
+             "no" if name in fit.undetermined else "yes"] for name in ("E", "A", "alpha", "B", "beta", "R_star")]
+    lines += format_table(["constant", "value", "95% interval", "determined by the trials"], rows,
+                          style="markdown").splitlines()
     lines += [""] + [f"- {n}" for n in fit.notes] + ([""] if fit.notes else [])
-    lines += ["Held out (refit without them, then predicted): mean |error| of the test CE in %.", "",
-              "| left out | trials | joint law | per-fraction L(N) |", "|---|---|---|---|"]
+    lines += ["Held out (refit without them, then predicted): mean |error| of the test CE in %.", ""]
+    rows = []
     for e in result.holdout:
         what = f"N = {e['value']:,.0f}" if e["left_out"] == "size" else f"fraction {e['value']:.0%}"
         joint = number(e["joint_error_pct"], 2) if e["joint_error_pct"] is not None else f"refused ({e.get('joint_refused', '')})"
         per = number(e["per_fraction_error_pct"], 2) if e["per_fraction_error_pct"] is not None else (
             "cannot (no data of that fraction)" if e["left_out"] == "fraction" else "cannot (< 3 other sizes)")
-        lines.append(f"| {what} | {e['trials']} | {joint} | {per} |")
+        rows.append([what, str(e["trials"]), joint, per])
+    lines += format_table(["left out", "trials", "joint law", "per-fraction L(N)"], rows, style="markdown").splitlines()
     lines.append("")
     for path in result.plots:
         lines += [f"![{path.stem}]({path.name})", ""]

@@ -37,10 +37,11 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
+from recbole_lsrm.sweep.plan import ABLATIONS
 from recbole_lsrm.tables import format_table
 
 METRIC = "test_ce_loss"
-VARIANTS = ("both", "no-lad", "no-so", "neither")
+VARIANTS = ABLATIONS  # Table III, in the order the sweep names them
 
 
 @dataclass
