@@ -197,7 +197,7 @@ def _plugin_property_files(model: str, dataset: str, scale: str | None, recipe: 
     return [f for f in files if f.is_file()]
 
 
-def known_keys(model: str, dataset: str, config_files: Iterable[str] = ()) -> set[str]:
+def known_keys(model: str, dataset: str) -> set[str]:
     """Every key some property file or RecBole's argument lists define for this run."""
     keys = set(RUN_OPTIONS)
     for names in (
@@ -218,19 +218,35 @@ def known_keys(model: str, dataset: str, config_files: Iterable[str] = ()) -> se
             or (path.parent.parent.name == "recipe" and path.parent.name == model)
         ):
             keys.update(read_yaml(path))
-    for path in config_files:
-        keys.update(read_yaml(Path(path)))
     return keys
 
 
 def check_keys(options: dict[str, Any], model: str, dataset: str, config_files: Iterable[str] = ()) -> None:
-    """Reject options no component reads (a typo would otherwise be ignored silently)."""
-    known = known_keys(model, dataset, config_files)
-    for key in options:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean --{close[0]}?)" if close else ""
-            raise ConfigError(f"unknown option --{key}{hint}")
+    """Reject options no component reads, on the command line and in config files alike (a typo
+    would otherwise be ignored silently)."""
+    known = known_keys(model, dataset)
+    sources = [(options, "--{key}", "--{close}")] + [
+        (read_yaml(Path(path)), f"{{key}} (in {path})", "{close}") for path in config_files
+    ]
+    for values, where, suggestion in sources:
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean {suggestion.format(close=close[0])}?)" if close else ""
+                raise ConfigError(f"unknown option {where.format(key=key)}{hint}")
+
+
+# A dataset name is a folder and file name under data_path: no path separators, no hidden files.
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_dataset_name(name: Any, option: str = "--dataset") -> str:
+    """``name`` if it is a dataset name (letters, digits, '.', '_', '-', not starting with a dot),
+    so that it cannot point outside ``data_path`` or ``checkpoint_dir``."""
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
+        raise ConfigError(f"{option}={name!r} is not a dataset name (letters, digits, '.', '_', '-'; "
+                          "no path: put the data under --data_path instead)")
+    return name
 
 
 def uses_scale_presets(model_class: type) -> bool:
@@ -249,6 +265,7 @@ class LSRMConfig(Config):
         config_file_list: list[str] | None = None,
         config_dict: dict[str, Any] | None = None,
     ) -> None:
+        check_dataset_name(dataset)
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
         except ConfigError:

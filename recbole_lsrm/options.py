@@ -43,6 +43,7 @@ _KINDS = {
 
 # (low, high, low inclusive): bounds that the type tag cannot say.
 POSITIVE, NON_NEGATIVE, FRACTION = (0, math.inf, False), (0, math.inf, True), (0, 1, True)
+SEEDS = (0, 2**32, True)  # what numpy's and torch's generators take
 RANGES: dict[str, tuple[float, float, bool]] = {
     **{key: POSITIVE for key in (
         "epochs", "n_layers", "d_model", "n_heads", "hidden_size", "inner_size", "train_batch_size",
@@ -53,6 +54,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     )},
     **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay", "trajectory_holdout")},
     **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob", "cold_start_users")},
+    "seed": SEEDS,
 }
 
 # The names a string option accepts.

@@ -42,23 +42,54 @@ def _new_run_dir(config) -> Path:
     return Path(config["checkpoint_dir"]) / name
 
 
-def _run_info_from_checkpoint(path: str) -> dict:
+def _checkpoint_run(path: str) -> tuple[dict, dict]:
+    """The run a checkpoint belongs to (model, dataset, config files, options) and its training state."""
     state = checkpoint.load(path)
-    if state.get("format") != checkpoint.FORMAT or "run" not in state:
+    if not isinstance(state, dict) or state.get("format") != checkpoint.FORMAT or "run" not in state:
         raise CheckpointError(f"{path} is not a recbole_lsrm checkpoint")
-    return state["run"]
+    return state["run"], state
 
 
-def _check_resume_overrides(given: dict[str, Any], stored: dict[str, Any]) -> None:
-    """Refuse, by name, an option that a resumed run could not apply (it would be recorded
-    in summary.json without having had any effect)."""
+def _check_resume(config, stored_config, options: dict[str, Any], new_files: list[str], state: dict) -> None:
+    """Refuse, by name, a setting a resumed run could not apply, whether it comes from the
+    command line or a config file given with --checkpoint (it would be recorded in summary.json
+    without having had any effect)."""
     for key in fixed_on_resume():
-        if key in given and (key not in stored or given[key] != stored[key]):
-            was = f"{stored[key]!r}" if key in stored else "its default"
+        given, was = config[key], stored_config[key]
+        if given != was:
+            source = f"--{key}" if key in options else f"{key} (set to {given!r} in {', '.join(new_files)})"
             raise ConfigError(
-                f"--{key} cannot change when resuming (the checkpoint continues with {was}): "
-                f"start a new run to train with {key}={given[key]!r}"
+                f"{source} cannot change when resuming: the checkpoint continues with {key}={was!r}, not "
+                f"{given!r}; start a new run to train with it"
             )
+    if state.get("finished") and config["epochs"] != stored_config["epochs"]:
+        ran = len(state.get("history") or [])
+        raise ConfigError(
+            f"--epochs={config['epochs']}: the checkpoint's run has finished ({ran} epochs of {stored_config['epochs']}, "
+            "ended by its epochs or by early stopping), and a finished run is only tested again; start a new run "
+            "to train longer"
+        )
+
+
+def _nothing_to_train(config, data) -> str:
+    """Why a split left no training row: the data's size, and what each setting took away."""
+    raw = getattr(data, "raw_inter_feat", None)
+    total = len(raw) if raw is not None else data.inter_num
+    kept = data.inter_num
+    takers = []
+    if config["cold_start_users"]:
+        takers.append(f"cold_start_users={config['cold_start_users']} ({len(data.cold_start_users):,} users)")
+    if config["trajectory_holdout"]:
+        takers.append(f"trajectory_holdout={config['trajectory_holdout']} (each user's last "
+                      f"{config['trajectory_holdout']} items)")
+    held = f"; {total - kept:,} of them are held out by {' and '.join(takers)}" if takers else ""
+    split = config["eval_args"]["split"]
+    return (
+        f"nothing to train on: {config['dataset']} has {total:,} interactions of {data.user_num - 1:,} users{held}, "
+        f"and the {split} split keeps each user's last items for validation and test, so no user has an item left "
+        "to train on. Use data with longer sequences"
+        + (", or lower " + " and ".join(t.split("=")[0] for t in takers) if takers else "")
+    )
 
 
 def run(
@@ -82,12 +113,12 @@ def run(
     config_files = [os.path.abspath(f) for f in (config_files or [])]
     if checkpoint_path is not None:
         checkpoint_path = os.path.abspath(checkpoint_path)
-        info = _run_info_from_checkpoint(checkpoint_path)
+        info, state = _checkpoint_run(checkpoint_path)
         for given, stored, what in ((model, info["model"], "model"), (dataset, info["dataset"], "dataset")):
             if given is not None and given != stored:
                 raise ConfigError(f"--{what}={given} does not match the checkpoint's {what} {stored}")
         model, dataset = info["model"], info["dataset"]
-        _check_resume_overrides(options, info["options"])
+        new_files, given_options = config_files, options
         config_files = list(info["config_files"]) + config_files
         options = {**info["options"], **options}
     model = model or DEFAULT_MODEL
@@ -97,6 +128,9 @@ def run(
     model_class = get_model_class(model)
     check_keys(options, model, dataset, config_files)
     config = LSRMConfig(model_class, dataset, config_files, options)  # task settings resolved
+    if checkpoint_path is not None:
+        stored = LSRMConfig(model_class, dataset, list(info["config_files"]), dict(info["options"]))
+        _check_resume(config, stored, given_options, new_files, state)
     task_names, _ = parse_tasks(config["tasks"])
     # The resolved split is stored with the run: a checkpoint is tested on the split it was trained on.
     options = {**options, **{key: config[key] for key in SPLIT_SETTINGS}}
@@ -122,7 +156,15 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     if max(config["topk"]) > data.item_num - 1:
         raise ConfigError(f"topk {config['topk']} asks for more items than {dataset} has ({data.item_num - 1})")
     logger.info(data)
-    train_data, valid_data, test_data = prepare_dataloaders(config, data, model_class)
+    try:
+        train_data, valid_data, test_data = prepare_dataloaders(config, data, model_class)
+    except MemoryError as err:  # numpy's _ArrayMemoryError: the windows' arrays do not fit
+        raise ConfigError(
+            f"not enough memory for the training windows ({err}): MAX_ITEM_LIST_LENGTH="
+            f"{config['MAX_ITEM_LIST_LENGTH']:,} makes every window that long; lower it"
+        ) from None
+    if len(train_data.dataset) == 0:
+        raise ConfigError(_nothing_to_train(config, data))
     init_seed(config["seed"], config["reproducibility"])
     net = model_class(config, train_data.dataset).to(config["device"])
     if group.enabled:
@@ -153,9 +195,14 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         + ("; torchrun with one process" if group.enabled and group.world_size == 1 else "")
     )
 
-    trainer.fit(
-        train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=epoch_callback
-    )
+    try:
+        trainer.fit(
+            train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=epoch_callback
+        )
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the last epoch's checkpoint stays valid
+        if Path(trainer.checkpoint_file).is_file():
+            stop.resume_hint = f"resume with: python run_recbole_lsrm.py --checkpoint={trainer.checkpoint_file}"
+        raise
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_result = {k: float(v) for k, v in (test_result or {}).items()}
     per_user = trainer.last_per_user

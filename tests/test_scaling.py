@@ -219,8 +219,8 @@ def test_fit_command_line(tmp_path, capsys):
     assert "l12: predicted" in printed and "error" in printed
     assert (out / "fits.json").is_file() and (out / "report.md").is_file()
 
-    # Only two sizes left to fit: refused with the reason, exit status 1, report still written.
-    assert scaling_main(["fit", str(results), "--predict=l8,l12", f"--out={out}"]) == 1
+    # Only two sizes left to fit: refused with the reason (error: ..., exit status 2), report still written.
+    assert scaling_main(["fit", str(results), "--predict=l8,l12", f"--out={out}"]) == 2
     err = capsys.readouterr().err
     assert "needs at least 3 different model sizes" in err and "Traceback" not in err
     assert "fit refused" in (out / "report.md").read_text()

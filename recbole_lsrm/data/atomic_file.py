@@ -18,13 +18,34 @@ from recbole.utils import FeatureSource, FeatureType
 from recbole_lsrm.errors import DatasetError
 
 
+def undecodable(filepath: str, encoding: str, err: UnicodeDecodeError) -> DatasetError:
+    """A clear error for a file that is not in ``encoding``: its first such line and byte."""
+    with open(filepath, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as bad:
+                return DatasetError(
+                    f"{filepath}, line {number}: byte {raw[bad.start:bad.start + 1]!r} is not {encoding} text; "
+                    f"save the file as UTF-8, or set encoding: to the file's encoding (e.g. latin-1)"
+                )
+    return DatasetError(f"{filepath}: not {encoding} text: {err}")
+
+
 def read_header(filepath: str, separator: str, encoding: str = "utf-8") -> list[tuple[str, str]]:
     """The ``(field, type)`` pairs of an atomic file's first line."""
     try:
         with open(filepath, "r", encoding=encoding) as f:
             head = f.readline().rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise undecodable(filepath, encoding, err) from err
     except OSError as err:
         raise DatasetError(f"cannot read {filepath}: {err}") from err
+    if head.startswith("\ufeff"):
+        raise DatasetError(
+            f"{filepath}, line 1: the file starts with a UTF-8 byte-order mark (BOM), which RecBole would read as "
+            "part of the first column's name: save it without one (python -m recbole_lsrm.prepare writes none)"
+        )
     if not head:
         raise DatasetError(f"{filepath}, line 1: empty file; expected a header such as 'user_id:token{separator}item_id:token'")
     columns = []
@@ -106,6 +127,8 @@ class AtomicFileMixin:
             raise DatasetError(f"{filepath}: cannot parse: {err}") from err
         except pd.errors.ParserError as err:
             raise DatasetError(f"{filepath}: malformed atomic file: {err}") from err
+        except UnicodeDecodeError as err:
+            raise undecodable(filepath, encoding, err) from err
         df.columns = columns
         self._check_complete(filepath, df, source)
         return df
@@ -129,7 +152,9 @@ class AtomicFileMixin:
 
 
 def check_atomic_files(dataset_path: str, dataset: str, required: list[str], separator: str, known: list[str]) -> str:
-    """Check ``<dataset_path>/<dataset>.inter`` exists and names the ``required`` fields.
+    """Check ``<dataset_path>/<dataset>.inter`` exists and names the ``required`` fields, typed as
+    a sequential model needs them: ``required`` is (user id, item id, time), the ids ``token``
+    and the time ``float`` (the order of each user's items).
 
     Returns the file's path. ``known`` lists the datasets the plugin has property files for,
     so a missing dataset gets either "unknown dataset" or "files missing, here is how".
@@ -148,11 +173,20 @@ def check_atomic_files(dataset_path: str, dataset: str, required: list[str], sep
             f"properties/dataset/{dataset}.yaml. Known datasets: {', '.join(sorted(known))}; "
             f"or put {dataset}.inter under {dataset_path} (or set --data_path)."
         )
-    fields = [field for field, _ in read_header(inter, separator)]
+    header = dict(read_header(inter, separator))
+    fields = list(header)
     missing = [f for f in required if f not in fields]
     if missing:
         raise DatasetError(
             f"{inter}, line 1: missing column(s) {', '.join(missing)}; found {', '.join(fields)}. "
             "Sequential models order each user's items by the timestamp column."
         )
+    wanted = dict(zip(required, ("token", "token", "float")))
+    for field, kind in wanted.items():
+        if header[field] != kind:
+            why = ("a sequential model orders each user's items by it, and a token is ordered by its place in "
+                   "the file" if kind == "float" else "ids are names, not numbers")
+            raise DatasetError(
+                f"{inter}, line 1: column {field!r} is typed {header[field]!r}, it must be {field}:{kind} ({why})"
+            )
     return inter

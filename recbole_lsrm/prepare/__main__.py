@@ -32,6 +32,16 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is in [0, 2^32), got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m recbole_lsrm.prepare",
@@ -47,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="dataset name to write (default: DATASET, or synthetic-<like>[-<scale>])")
     parser.add_argument("--fraction", type=float, default=1.0,
                         help="keep this share of the users, whole sequences; writes <name>-<percent>")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the user sample and of synthetic data")
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of the user sample and of synthetic data")
     parser.add_argument("--k", type=int, help="amazon-mix: k-core of users and items (default 30, as the paper)")
     parser.add_argument("--like", help="synthetic: the dataset whose shape to copy (default ml-20m)")
     parser.add_argument("--scale", type=float, help="synthetic: scale users, items and interactions (default 1)")

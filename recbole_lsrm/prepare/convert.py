@@ -7,10 +7,10 @@ checked before anything is written, and the files are written atomically
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recbole_lsrm.config import check_dataset_name
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.prepare.amazon import DEFAULT_K, convert_amazon_mix
 from recbole_lsrm.prepare.atomic_writer import AtomicTable, write_dataset
@@ -44,15 +44,11 @@ class Prepared:
     report: list[str] = field(default_factory=list)
 
 
-# A dataset name is a folder and file name under --out: no path separators, no hidden files.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
 def _check_options(
     dataset: str, raw: Path | None, name: str | None, k: int | None, like: str | None, scale: float | None
 ) -> None:
-    if name is not None and not _NAME.fullmatch(name):
-        raise ConfigError(f"--name={name!r} is not a dataset name (letters, digits, '.', '_', '-')")
+    if name is not None:
+        check_dataset_name(name, "--name")
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if dataset == "synthetic":

@@ -14,12 +14,12 @@ shapes  prints the shapes a shape study at a fixed N would train (n_layers, d_mo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from recbole_lsrm.commands import run_command
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.io import read_json
 from recbole_lsrm.scaling.analysis import load_results
 from recbole_lsrm.scaling.joint import DEFAULT_SAMPLES, INTERVALS, JointFit, plan
 from recbole_lsrm.scaling.joint_report import run_joint, save_joint
@@ -96,8 +96,10 @@ def _fit(args: argparse.Namespace) -> int:
             print(f"{entry.name}: fit refused: {entry.reason}", file=sys.stderr)
     print(f"wrote {report.fits_json}\nwrote {report.markdown}")
     if not report.any_fit:
-        print("error: no scaling law could be fitted (see above)", file=sys.stderr)
-        return 1
+        reasons = "; ".join(f"{e.name}: {e.reason}" for e in report.size_fits if not e.ok)
+        finite = int(load_results(args.results, args.metric)[args.metric].notna().sum())
+        raise ConfigError("no scaling law could be fitted: " + (
+            reasons or f"{args.results} has {finite} row(s) with a finite {args.metric} (a fit needs two sizes)"))
     return 0
 
 
@@ -123,6 +125,8 @@ def _fit_joint(args: argparse.Namespace) -> int:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}: fits.json needs the intervals that plan reports and checks")
     results = Path(args.results).resolve()
     out = Path(args.out).resolve() if args.out else results.parent
+    if (out / "fits.json").is_file():  # checked before the fit: the fit is kept in it
+        read_json(out / "fits.json", "a scaling report's fits")
     result = run_joint(load_results(results), out, samples=args.samples, intervals=args.intervals)
     save_joint(result, out / "fits.json")
     if result.fit is None:
@@ -157,16 +161,16 @@ def _budget_flops(args: argparse.Namespace) -> float:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    if not args.interactions > 0:
+        raise ConfigError(f"--interactions must be a positive number of training interactions, got {args.interactions:g}")
+    if not args.extrapolation >= 1:
+        raise ConfigError(f"--extrapolation must be at least 1 (how many times beyond the fitted N, data and "
+                          f"epochs the planner may go), got {args.extrapolation:g}")
     path = Path(args.fits)
-    if not path.is_file():
-        raise ConfigError(f"fits file not found: {path}")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    document = read_json(path, "a scaling report's fits (fits.json)")
     joint = document.get("joint")
-    if not joint or joint.get("status") != "ok":
-        reason = (joint or {}).get("reason", "no joint law in it")
+    if not isinstance(joint, dict) or joint.get("status") != "ok":
+        reason = joint.get("reason", "no joint law in it") if isinstance(joint, dict) else "no joint law in it"
         raise ConfigError(f"{path}: {reason}; write one with: python -m recbole_lsrm.scaling fit-joint RESULTS.csv")
     fit = JointFit.from_dict(joint)
     budget = _budget_flops(args)

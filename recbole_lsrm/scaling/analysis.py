@@ -44,6 +44,11 @@ def load_results(path: Path, metric: str = "test_ce_loss") -> pd.DataFrame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ConfigError(f"{path}, row {row + 2}: column '{column}' holds {table[column].iloc[row]!r}, not a number")
         table[column] = values
+    not_positive = np.flatnonzero((table["N"] <= 0).to_numpy())
+    if not_positive.size:
+        row = int(not_positive[0])
+        raise ConfigError(f"{path}, row {row + 2}: N = {table['N'].iloc[row]!r}; N is a positive number of "
+                          "non-embedding parameters")
     defaults = {
         "size": None, "model": "", "base_dataset": table["dataset"] if "dataset" in table else "",
         "fraction": 1.0, "seed": 0, "shape_group": None, "reference_shape": False, "aspect_ratio": np.nan,

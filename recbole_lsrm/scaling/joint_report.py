@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.io import make_dir, write_text
+from recbole_lsrm.io import make_dir, read_json, write_text
 from recbole_lsrm.scaling.fit import FitError
 from recbole_lsrm.scaling.markdown import number
 from recbole_lsrm.scaling.plots import figure
@@ -78,7 +78,7 @@ def run_joint(table: pd.DataFrame, out: Path, samples: int = DEFAULT_SAMPLES, pr
 
 def save_joint(result: JointResult, fits_path: Path) -> None:
     """Put the fit and its held-out errors into ``fits.json`` under ``joint`` (other keys kept)."""
-    document = json.loads(fits_path.read_text(encoding="utf-8")) if fits_path.is_file() else {}
+    document = read_json(fits_path, "a scaling report's fits") if fits_path.is_file() else {}
     if result.fit is None:
         document["joint"] = {"status": "refused", "reason": result.reason}
     else:

@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,19 +58,31 @@ def prepare_data(study: StudySpec, stream: TextIO) -> Path:
     stamp_path = target.parent / _SOURCE_STAMP
     stat = source.stat()
     stamp = {"source": str(source), "bytes": stat.st_size, "mtime": stat.st_mtime}
-    if target.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
+    if target.is_file() and stamp_path.is_file() and _read_stamp(stamp_path) == stamp:
         return data_path
     print(f"data: {source} -> {target}", file=stream, flush=True)
     opener = lzma.open if source.suffix == ".xz" else gzip.open if source.suffix == ".gz" else open
     make_dir(target.parent)
 
     def write(tmp: str) -> None:
-        with opener(source, "rb") as packed, open(tmp, "wb") as out:
-            shutil.copyfileobj(packed, out, 1 << 22)
+        try:
+            with opener(source, "rb") as packed, open(tmp, "wb") as out:
+                shutil.copyfileobj(packed, out, 1 << 22)
+        except (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error) as err:
+            raise DatasetError(f"{source} cannot be unpacked ({err.__class__.__name__}: {err}): "
+                               "a truncated or damaged download? Fetch it again") from None
 
     atomic_write(target, write)
     write_json(stamp, stamp_path)
     return data_path
+
+
+def _read_stamp(path: Path) -> dict | None:
+    """The unpacked data's record of its source; None (unpack again) when it is unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def ensure_subset(data_path: Path, dataset: str, fraction: float, stream: TextIO, seed: int = DEFAULT_SEED) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.io import atomic_write, make_dir, write_json, write_text
+from recbole_lsrm.io import atomic_write, make_dir, read_json, write_json, write_text
 from recbole_lsrm.tasks.compare import key_figures, key_intervals
 
 TRIAL_RECORD = "trial.json"
@@ -149,10 +149,7 @@ def check_sweep_record(out: Path, fingerprint: dict[str, Any], write: bool = Tru
     """
     path = Path(out) / SWEEP_RECORD
     if path.is_file():
-        try:
-            before = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ConfigError(f"{path} is not valid JSON ({err}); remove it or choose another --out") from None
+        before = read_json(path, "a sweep's record of its settings (remove it or choose another --out)")
         if before != fingerprint:
             differences = []
             for key in sorted(set(before) | set(fingerprint)):
@@ -183,7 +180,7 @@ def _json_list(values: list) -> str:
 def result_row(record: dict[str, Any]) -> dict[str, Any]:
     """One results.csv row from a finished trial's record and its run summary."""
     trial = record["trial"]
-    summary = json.loads(Path(record["summary"]).read_text(encoding="utf-8"))
+    summary = read_json(record["summary"], "a run summary", required=("model", "test"))
     paper_n = summary.get("non_embedding_params")
     counted = summary.get("non_embedding_params_counted")
     n_layers, d_model = summary.get("n_layers"), summary.get("d_model")
@@ -242,7 +239,7 @@ def _task_columns(tasks_file: str | None) -> dict[str, float]:
     if not tasks_file or not Path(tasks_file).is_file():
         return {}
     columns: dict[str, float] = {}
-    for task, result in json.loads(Path(tasks_file).read_text(encoding="utf-8")).items():
+    for task, result in read_json(tasks_file, "a run's task results").items():
         intervals = key_intervals(task, result)
         for figure, value in key_figures(task, result).items():
             name = f"task_{task}: {figure}"

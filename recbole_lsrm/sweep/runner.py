@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.io import FolderLock
 from recbole_lsrm.scaling.report import write_report
 from recbole_lsrm.sweep.plan import SweepPlan, TrialSpec
 from recbole_lsrm.sweep.results import (
@@ -267,7 +268,14 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
     describe(plan, done, stream)
     if plan.dry_run:
         return outcome
+    with FolderLock(plan.out, lambda pid: (
+            f"another sweep (process {pid}) is running in {plan.out}: wait for it to finish or stop it, then run "
+            "this command again (finished trials are skipped)"), name=".sweep.lock"):
+        return _run_pending(plan, pending, outcome, ray_init, stream, on_trial_finished, report)
 
+
+def _run_pending(plan: SweepPlan, pending: list[TrialSpec], outcome: "SweepOutcome", ray_init, stream: TextIO,
+                 on_trial_finished, report: bool) -> "SweepOutcome":
     start = time.time()
     if pending:
         outcome.interrupted = _run_tune(plan, pending, ray_init, stream, on_trial_finished)

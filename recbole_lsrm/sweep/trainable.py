@@ -11,7 +11,6 @@ plugin's config never overrides it, so the model lands on the trial's own GPU.
 
 from __future__ import annotations
 
-import json
 import os
 import traceback
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from recbole_lsrm.errors import LSRMError
-from recbole_lsrm.io import make_dir
+from recbole_lsrm.io import make_dir, read_json
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.sweep.plan import TrialSpec
 from recbole_lsrm.sweep.results import (
@@ -77,7 +76,7 @@ def train_trial(config: dict[str, Any]) -> None:
         raise
     write_trial_record(config["trial"], summary_path, os.environ.get("CUDA_VISIBLE_DEVICES"))
 
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary = read_json(summary_path, "a run summary")
     test = summary.get("test") or {}
     final = {"trial_finished": True, "test_ce_loss": summary.get("test_ce_loss"), "run_dir": summary.get("run_dir")}
     final.update({f"test_{k}": v for k, v in test.items()})

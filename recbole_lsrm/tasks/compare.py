@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from recbole_lsrm.errors import LSRMError
-from recbole_lsrm.io import make_dir, write_json
+from recbole_lsrm.errors import ConfigError, LSRMError
+from recbole_lsrm.io import make_dir, read_json, write_json
+from recbole_lsrm.options import TASK_NAMES
 from recbole_lsrm.tables import format_table
 from recbole_lsrm.tasks.report import save_plot
 
@@ -59,14 +59,24 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     for path in (summary_path, tasks_path):
         if not path.is_file():
             raise LSRMError(f"{path} not found: compare needs run folders whose runs used --tasks")
-    summary = json.loads(summary_path.read_text())
+    summary = read_json(summary_path, "a run summary", required=("model",))
+    tasks = read_json(tasks_path, "a run's task results")
+    unknown = sorted(set(tasks) - set(TASK_NAMES))
+    if unknown or not all(isinstance(result, dict) for result in tasks.values()):
+        raise ConfigError(f"{tasks_path} is not a run's task results (tasks: {', '.join(TASK_NAMES)}; found "
+                          f"{', '.join(map(str, tasks)) or 'none'})")
     size = summary.get("non_embedding_params") or summary.get("non_embedding_params_counted") or 0
     label = summary["model"] + (f" {summary['scale']}" if summary.get("scale") else f" L{summary.get('n_layers')} d{summary.get('d_model')}")
-    return {"label": label, "size": size, "tasks": json.loads(tasks_path.read_text()), "dir": str(run_dir)}
+    return {"label": label, "size": size, "tasks": tasks, "dir": str(run_dir)}
 
 
 def compare(run_dirs: list[str], out: str | None = None) -> dict[str, Any]:
     runs = sorted((load_run(Path(d)) for d in run_dirs), key=lambda r: r["size"])
+    if not any(run["tasks"] for run in runs):
+        raise ConfigError(
+            "none of these runs has task results (their tasks.json are empty): train them with "
+            "--tasks=longtail,coldstart,... (or --tasks=all), or re-test a run with --checkpoint=... --tasks=all"
+        )
     labels = [r["label"] for r in runs]
     if len(set(labels)) < len(labels):
         labels = [f"{r['label']} ({Path(r['dir']).name[-6:]})" for r in runs]

@@ -294,9 +294,10 @@ class LSRMTrainer(Trainer):
         self._saved = saved
         state = self.state
         if not valid_data and self.switch.needs_validation:
+            split = self.config["eval_args"]["split"]
             raise ConfigError(
-                "optimizer_switch waits for the validation metric to stop improving, and this split holds out "
-                "no validation item (eval_args split {LS: test_only}): set switch_epoch, or optimizer_switch: False"
+                "optimizer_switch waits for the validation metric to stop improving, and there is no validation "
+                f"item (eval_args split {split}): set switch_epoch, or optimizer_switch: False"
             )
         self.eval_collector.data_collect(train_data)
         self._train_generator = train_data.generator  # batch order: saved with every checkpoint
