@@ -43,6 +43,14 @@ def init_logging(state: str = "INFO") -> None:
     root.addHandler(_own(MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1)))
 
 
+def to_run_log_only(text: str) -> None:
+    """A line for ``run.log`` alone (the console does not show it): the whole config, say."""
+    record = logging.LogRecord("recbole_lsrm", logging.INFO, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_recbole_lsrm", False) and isinstance(handler, (logging.FileHandler, MemoryHandler)):
+            handler.handle(record)
+
+
 def attach_run_log(run_dir: Path) -> Path:
     """Send all lines so far, and every later one, to ``run_dir/run.log``."""
     path = Path(run_dir) / "run.log"

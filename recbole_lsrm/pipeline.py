@@ -26,13 +26,14 @@ from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
 from recbole_lsrm.io import make_dir, write_json
-from recbole_lsrm.logging_setup import attach_run_log, init_logging
+from recbole_lsrm.logging_setup import attach_run_log, init_logging, to_run_log_only
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
 from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks
 from recbole_lsrm.tasks import TaskContext, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 from recbole_lsrm.trainer.lsrm_trainer import EpochCallback
+from recbole_lsrm.trainer.run_log import save_curves
 
 
 def _new_run_dir(config) -> Path:
@@ -69,6 +70,16 @@ def _check_resume(config, stored_config, options: dict[str, Any], new_files: lis
             "ended by its epochs or by early stopping), and a finished run is only tested again; start a new run "
             "to train longer"
         )
+
+
+def cpu_threads(config) -> int:
+    """``cpu_threads``, or the CPUs this process may use (its affinity: a job given 2 of 64 cores
+    gets 2), at most torch's own default. More threads than cores makes every OpenMP barrier wait
+    for a descheduled thread: an epoch can take 10x longer."""
+    if config["cpu_threads"]:
+        return int(config["cpu_threads"])
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(torch.get_num_threads(), allowed))
 
 
 def _nothing_to_train(config, data) -> str:
@@ -151,6 +162,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     group = config["process_group"]
     if torch.device(config["device"]).type == "cpu":
         keep_freed_memory()  # large tensors reused instead of faulted in every step
+        torch.set_num_threads(cpu_threads(config))
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config, model_class)
     if max(config["topk"]) > data.item_num - 1:
@@ -180,7 +192,10 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     if group.is_main:
         make_dir(run_dir)
         attach_run_log(run_dir)
-    logger.info(config)
+    if config["show_config"]:
+        logger.info(config)
+    else:
+        to_run_log_only(str(config))
     logger.info(net)
     counts = parameter_counts(net, config)
     logger.info(
@@ -246,10 +261,13 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "best_model": str(trainer.best_model_file),
         "options": options,
         "config_files": config_files,
+        "data_path": os.path.dirname(config["data_path"]),  # where the data was read (load_run reads it there)
         "tasks_file": tasks_file,
         "history": trainer.history,
     }
     if group.is_main:
+        summary["curves"] = str(save_curves(trainer.history, run_dir / "curves.png", summary["switch_epoch"],
+                                            summary["best_epoch"], title=f"{model} on {dataset}"))
         if per_user:
             save_per_user(per_user, run_dir)
         summary_path = run_dir / "summary.json"

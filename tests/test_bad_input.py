@@ -91,7 +91,8 @@ def test_a_full_disk_says_so_and_leaves_nothing(capsys, tmp_path, tiny_dataset, 
     err = capsys.readouterr().err
     assert code == 2 and "the disk is full" in err and "best_model.pth" in err, err
     run_dir = next(saved.iterdir())
-    assert sorted(p.name for p in run_dir.iterdir()) == ["run.log"]  # no temporary file left
+    # no temporary file left (the TensorBoard folder is the run's from its first epoch)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["log_tensorboard", "run.log"]
 
 
 def test_prepare_into_a_read_only_folder(capsys, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ MODULE_SOURCES = {
     "recbole_lsrm.prepare": ["recbole_lsrm/prepare/__main__.py"],
     "recbole_lsrm.tasks": ["recbole_lsrm/tasks/__main__.py"],
     "recbole_lsrm.scales": ["recbole_lsrm/scales.py"],
+    "recbole_lsrm.recommend": ["recbole_lsrm/recommend/__main__.py"],
     "pytest": [],
 }
 # Entry points that pass unknown --KEY=VALUE on as config keys.

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("commands", ("recbole_lsrm", "recbole_lsrm.__main__", "recbole_lsrm.cli", "recbole_lsrm.scales")),
     ("study", ("recbole_lsrm.study",)),
     ("sweep", ("recbole_lsrm.sweep",)),
-    ("pipeline", ("recbole_lsrm.pipeline",)),
+    ("pipeline, recommend", ("recbole_lsrm.pipeline", "recbole_lsrm.recommend")),
     ("trainer, tasks, scaling, evaluation",
      ("recbole_lsrm.trainer", "recbole_lsrm.tasks", "recbole_lsrm.scaling", "recbole_lsrm.evaluation")),
     ("model", ("recbole_lsrm.model",)),
@@ -32,9 +32,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                          "recbole_lsrm.distributed", "recbole_lsrm.logging_setup", "recbole_lsrm.cpu_allocator")),
     ("io, errors", ("recbole_lsrm.io", "recbole_lsrm.errors", "recbole_lsrm.commands", "recbole_lsrm.tables")),
 ]
-# Imports inside functions are kept only where they save real start-up time (Ray, matplotlib),
-# each with a comment saying so.
-LAZY_ALLOWED = ("ray", "matplotlib")
+# Imports inside functions are kept only where they save real start-up time (Ray, matplotlib,
+# TensorBoard's writer), each with a comment saying so.
+LAZY_ALLOWED = ("ray", "matplotlib", "torch.utils.tensorboard")
 
 
 def module_name(path: Path) -> str:

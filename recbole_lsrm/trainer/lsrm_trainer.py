@@ -52,9 +52,13 @@ from recbole_lsrm.evaluation import LSRMCollector
 from recbole_lsrm.trainer import checkpoint
 from recbole_lsrm.trainer.evaluation import EvalSettings, FullSortEvaluation
 from recbole_lsrm.trainer.optim import WarmupCosine
+from recbole_lsrm.options import setting
 from recbole_lsrm.trainer.policies import DropoutSchedule, OptimizerSwitch
+from recbole_lsrm.trainer.run_log import TensorBoardLog
 from recbole_lsrm.trainer.state import TrainingState, read_training_checkpoint, training_checkpoint
 
+# A CPU run's epoch time is projected from this many steps of its first epoch.
+ESTIMATE_AFTER_STEPS = 10
 # Called after each epoch with (epoch, record); returning True stops training there.
 EpochCallback = Callable[[int, dict], "bool | None"]
 
@@ -118,6 +122,8 @@ class LSRMTrainer(Trainer):
         self.target_field = target_list_field(config)
         self._loss_module = None  # what training calls: the model, compiled and/or in DDP
         self._saved = True
+        self.log_tensorboard = bool(setting(config, "log_tensorboard", False)) and self.is_main
+        self.board: TensorBoardLog | None = None  # opened by fit(): a run refused earlier writes nothing
 
         self.state = TrainingState(bigger_is_better=self.valid_metric_bigger)
         self.optimizer = self.switch.optimizer(model, "adam")
@@ -187,12 +193,20 @@ class LSRMTrainer(Trainer):
         # Sums stay on the device: reading them every step would stall the GPU.
         loss_sum = torch.zeros((), device=self.device)
         positions = torch.zeros((), dtype=torch.long, device=self.device)
+        logging_steps = self.board is not None and self.board.enabled
+        step_losses: list[torch.Tensor] = []  # per step, read once at the end (no sync per step)
+        step_lrs: list[float] = []
         iter_data = (
             tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
             if show_progress
             else train_data
         )
+        estimate = self.device.type == "cpu" and epoch_idx == self.state.next_epoch and self.is_main
+        started = time()
         for step, interaction in enumerate(iter_data):
+            if estimate and step == ESTIMATE_AFTER_STEPS:
+                self._say_epoch_time((time() - started) / step * len(train_data))
+                estimate = False
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             count = self._positions(interaction)
@@ -204,6 +218,7 @@ class LSRMTrainer(Trainer):
                 # the gradient of the whole global batch's mean.
                 total = distributed.all_reduce_sum(count.detach().float().clone()) if self.group.enabled else count.float()
                 scale = self.group.world_size / total.clamp(min=1)
+            before = loss_sum.clone() if logging_steps else None
             no_sync = getattr(loss_func, "no_sync", None)  # DDP: gradients exchanged after the last only
             for i, micro in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
@@ -215,6 +230,9 @@ class LSRMTrainer(Trainer):
                     (loss if scale is None else loss * (micro_count * scale)).backward()
                 loss_sum += loss.detach().float() * micro_count
             positions += count
+            if logging_steps:
+                step_losses.append((loss_sum - before) / count.clamp(min=1))
+                step_lrs.append(self.optimizer.param_groups[0]["lr"])
             if self.clip_grad_norm:
                 clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
@@ -222,6 +240,8 @@ class LSRMTrainer(Trainer):
             if show_progress and step % 20 == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
                 iter_data.set_postfix_str(f"loss={float(loss_sum / positions.clamp(min=1)):.4f} lr={lr:.2e}")
+        if logging_steps and step_losses:
+            self.board.steps(epoch_idx * len(train_data), torch.stack(step_losses).tolist(), step_lrs)
         totals = distributed.all_reduce_sum(torch.stack([loss_sum, positions.float()]))
         mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
         if not math.isfinite(mean_loss):
@@ -312,7 +332,25 @@ class LSRMTrainer(Trainer):
             self._pending = None
         if state.finished:
             return state.best_valid_score, state.best_valid_result
+        self.board = TensorBoardLog(self.run_dir / "log_tensorboard", self.log_tensorboard)
+        try:
+            return self._train_epochs(train_data, valid_data, verbose, saved, show_progress, callback_fn, steps_per_epoch)
+        finally:
+            self.board.close()
 
+    def _say_epoch_time(self, seconds: float) -> None:
+        """On a CPU, an epoch over a minute is announced with its projected length (from its first steps)."""
+        if seconds < 60:
+            return
+        left = self.epochs - self.state.next_epoch
+        self.logger.info(
+            set_color("expected time", "yellow") + f": about {seconds / 60:.1f} min an epoch on this CPU; at most "
+            f"{left} epochs (about {seconds * left / 3600:.1f} h, less with early stopping). --epochs=N bounds it"
+        )
+
+    def _train_epochs(self, train_data, valid_data, verbose, saved, show_progress, callback_fn, steps_per_epoch):
+        """The epochs from the state's next one until the last, early stopping, or the callback."""
+        state = self.state
         for epoch in range(state.next_epoch, self.epochs):
             self.dropout.apply(self.model, epoch)
             start = time()
@@ -361,6 +399,8 @@ class LSRMTrainer(Trainer):
                     self._save_best(epoch)
 
             state.history.append(record)
+            self.board.epoch(record)
+            self.wandblogger.log_metrics({"epoch": epoch, "train_loss": train_loss, "train_step": epoch}, head="train")
             state.last_epoch = epoch
             state.finished = stop or epoch + 1 == self.epochs
             if saved:
