@@ -1,6 +1,6 @@
 """How much of a CPU's matrix-product rate LSRM training uses on ML-1M, and what a validation pass costs.
 
-    python benchmarks/cpu_efficiency.py [--scales=l2,l4] [--steps=6] [--max-len=50]
+    python benchmarks/cpu_efficiency.py [--scales=l2,l4] [--models=LSRM,Llama] [--steps=6] [--max-len=50]
                                         [--epoch-len=200] [--compile] [--profile]
                                         [--datasets=../shared/datasets]
 
@@ -66,7 +66,7 @@ def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 
     return sum(6 * m * k * n for m, k, n in shapes) / best_time(products, reps)
 
 
-def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False):
+def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: bool = False, model: str = "LSRM"):
     from recbole.utils import init_seed
 
     from recbole_lsrm.config import LSRMConfig
@@ -81,7 +81,7 @@ def build(scale: str, max_len: int, data_path: Path, work: Path, compile_model: 
         from recbole_lsrm.cpu_allocator import keep_freed_memory
     except ImportError:
         keep_freed_memory = None
-    model_class = get_model_class("LSRM")
+    model_class = get_model_class(model)
     if keep_freed_memory is not None:
         keep_freed_memory()  # as pipeline.run does on a CPU
     config = LSRMConfig(model_class, "ml-1m", None, {
@@ -139,9 +139,9 @@ def cpu_times() -> list[int]:
         return [0] * 8
 
 
-def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
+def bench_steps(scale: str, args, data_path: Path, work: Path, model: str = "LSRM") -> dict:
     """Median over steps of (model FLOP/s in the step) / (matmul rate measured right after it)."""
-    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work, args.compile)
+    config, _, trainer, train, _ = build(scale, args.max_len, data_path, work, args.compile, model)
     per_position = flops_per_position(trainer.model, config, train.dataset.item_num)
     trainer._train_epoch(FirstBatches(train, 0, 2), 0)  # warm-up
     steps, shares, rates, positions_per_s = [], [], [], []
@@ -160,6 +160,7 @@ def bench_steps(scale: str, args, data_path: Path, work: Path) -> dict:
     own_shapes = shape_rate(config["n_layers"], config["d_model"], int(statistics.median(positions_per_s) * statistics.median(steps)),
                             train.dataset.item_num)
     return {
+        "model": model, "flops_per_position": per_position,
         "scale": scale, "n_layers": config["n_layers"], "d_model": config["d_model"], "max_len": args.max_len,
         "batch": config["train_batch_size"], "step_ms": 1000 * statistics.median(steps),
         "tokens_per_s": tokens, "model_gflops": tokens * per_position / 1e9,
@@ -209,6 +210,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder holding ml-1m/")
     parser.add_argument("--scales", default="l2,l4")
+    parser.add_argument("--models", default="LSRM", help="models to time at each scale, side by side (LSRM,Llama,HSTU)")
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per scale")
     parser.add_argument("--max-len", type=int, default=50, help="window length of the timed steps")
     parser.add_argument("--epoch-len", type=int, default=200, help="window length of the epoch and validation timing (0: skip)")
@@ -226,14 +228,15 @@ def main() -> int:
     init_logging("WARNING")
     with unpacked_ml1m(source, "cpu-efficiency-") as (work, data_path):
         device = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-        print(f"ML-1M, LSRM, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-        print(f"{'scale':>5} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} {'tokens/s':>9} "
+        models = [m for m in args.models.split(",") if m]
+        print(f"ML-1M, {', '.join(models)}, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+        print(f"{'model':>6} {'scale':>5} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} {'tokens/s':>9} "
               f"{'model GFLOP/s':>13} {'matmul GFLOP/s':>14} {'share':>6} {'(range)':>13} {'stolen':>6} {'own shapes':>10} {'share':>6}")
         rows, profiled = [], []
-        for scale in [s for s in args.scales.split(",") if s]:
-            r = bench_steps(scale, args, data_path, work / scale)
+        for scale, model in [(s, m) for s in args.scales.split(",") if s for m in models]:
+            r = bench_steps(scale, args, data_path, work / f"{model}-{scale}", model)
             rows.append(r)
-            print(f"{r['scale']:>5} {r['n_layers']:>6} {r['d_model']:>4} {r['max_len']:>4} {r['batch']:>5} "
+            print(f"{r['model']:>6} {r['scale']:>5} {r['n_layers']:>6} {r['d_model']:>4} {r['max_len']:>4} {r['batch']:>5} "
                   f"{r['step_ms']:>8.0f} {r['tokens_per_s']:>9,.0f} {r['model_gflops']:>13.1f} "
                   f"{r['matmul_gflops']:>14.1f} {100 * r['share']:>5.1f}% "
                   f"{'({:.0f}-{:.0f}%)'.format(*(100 * x for x in r['share_range'])):>13} "
@@ -241,6 +244,11 @@ def main() -> int:
                   flush=True)
             if args.profile:
                 profiled.append(profile_steps(scale, args, data_path, work / f"{scale}-profile"))
+        for r in rows:
+            base = next(b for b in rows if b["scale"] == r["scale"] and b["model"] == models[0])
+            if r is not base:
+                print(f"{r['model']} / {base['model']} at {r['scale']}: step time {r['step_ms'] / base['step_ms']:.2f}x, "
+                      f"FLOPs per position {r['flops_per_position'] / base['flops_per_position']:.3f}x")
         for p in profiled:
             print(f"{p['scale']} profiled ({p['steps']} steps): {p['step_ms']:.0f} ms a step; the loss {p['loss_ms']:.0f} ms for "
                   f"{100 * p['loss_flop_share']:.0f}% of the FLOPs ({100 * p['loss_share']:.0f}% of the matmul rate), the rest "

@@ -50,7 +50,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
         "eval_batch_size", "MAX_ITEM_LIST_LENGTH", "learning_rate", "sgd_lr", "stopping_step",
         "switch_patience", "switch_epoch", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws",
         "layer_norm_eps", "initializer_range", "temperature", "window_stride", "ce_chunk_size", "sampled_softmax",
-        "eval_item_chunk", "attention_divisor", "cpu_threads",
+        "eval_item_chunk", "attention_divisor", "cpu_threads", "ffn_dim", "rms_norm_eps",
     )},
     **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay", "trajectory_holdout")},
     **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob", "cold_start_users")},
@@ -61,7 +61,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
 SIMILARITIES = ("dot", "cosine")
 NEGATIVE_DRAWS = ("batch", "position")
 ATTN_ACTIVATIONS = ("silu", "softmax")
-RAB_KINDS = ("none", "position", "position_time")
+RAB_KINDS = ("none", "position", "position_time", "rope")  # recbole_lsrm.model.relative builds each
 TIME_QUERIES = ("input", "target")
 LAYER_NORMS = ("affine", "plain")
 HSTU_INITS = ("plugin", "reference")
@@ -304,9 +304,24 @@ def _valid_metric_is_computed(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"valid_metric {metric} is not computed: metrics are {metrics} with topk {topk}")
 
 
+def _rope_turns_pairs(config: Mapping[str, Any]) -> None:
+    d, heads = config.get("d_model"), config.get("n_heads")
+    if config.get("rab") == "rope" and isinstance(d, int) and isinstance(heads, int) and heads and (d // heads) % 2:
+        raise ConfigError(f"rab: rope turns pairs of a head's features, so the head width d_model / n_heads must be "
+                          f"even, got {d} / {heads} = {d // heads}")
+
+
+def _time_bias_has_times(config: Mapping[str, Any]) -> None:
+    columns = (config.get("load_col") or {}).get("inter") if isinstance(config.get("load_col"), dict) else None
+    time_field = config.get("TIME_FIELD")
+    if config.get("rab") == "position_time" and columns is not None and time_field not in columns:
+        raise ConfigError(f"rab: position_time needs the timestamps, but load_col inter {columns} leaves out "
+                          f"{time_field!r}: add it, or choose rab: position or rope")
+
+
 RULES = (
     _heads_divide_width, _one_dropout_rate_per_layer, _window_within_the_input, _two_adam_betas,
-    _an_sgd_epoch_after_the_switch, _valid_metric_is_computed,
+    _an_sgd_epoch_after_the_switch, _valid_metric_is_computed, _rope_turns_pairs, _time_bias_has_times,
 )
 
 

@@ -12,7 +12,8 @@ from conftest import Items, build_model
 from recbole_lsrm.cli import main
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import HSTU, MODELS
-from recbole_lsrm.model.hstu import non_embedding_params, time_buckets
+from recbole_lsrm.model.hstu import non_embedding_params
+from recbole_lsrm.model.relative import lookup, time_buckets
 from recbole_lsrm.pipeline import run
 
 T = 12
@@ -231,7 +232,7 @@ def test_hstu_through_the_command_line(tiny_dataset, run_options, capsys):
 
 
 def test_bias_table_lookup_has_autograds_gradient():
-    from recbole_lsrm.model.hstu import lookup
+
 
     table = torch.randn(129, requires_grad=True)
     index = torch.randint(0, 129, (3, 12, 12))

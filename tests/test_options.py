@@ -43,7 +43,7 @@ def refusal(model: str, **options) -> str:
         ("LSRM", {"eval_item_chunk": 0}, "eval_item_chunk must be positive"),
         # choices
         ("HSTU", {"attn_activation": "relu"}, "attn_activation must be one of silu, softmax, got 'relu'"),
-        ("HSTU", {"rab": "time"}, "rab must be one of none, position, position_time, got 'time'"),
+        ("HSTU", {"rab": "time"}, "rab must be one of none, position, position_time, rope, got 'time'"),
         ("HSTU", {"time_query": "now"}, "time_query must be one of input, target"),
         ("LSRM", {"similarity": "euclid"}, "similarity must be one of dot, cosine, got 'euclid'"),
         ("LSRM", {"dropout_schedule": "sometimes"}, "dropout_schedule must be one of constant, early, late"),

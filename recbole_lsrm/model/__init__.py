@@ -2,7 +2,8 @@
 
 from recbole_lsrm.model.fmlp_rec import FMLPRec
 from recbole_lsrm.model.hstu import HSTU
+from recbole_lsrm.model.llama import Llama
 from recbole_lsrm.model.lsrm import LSRM
 from recbole_lsrm.model.registry import MODELS, get_model_class
 
-__all__ = ["FMLPRec", "HSTU", "LSRM", "MODELS", "get_model_class"]
+__all__ = ["FMLPRec", "HSTU", "LSRM", "Llama", "MODELS", "get_model_class"]

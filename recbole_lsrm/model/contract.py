@@ -44,7 +44,7 @@ class NextItemModel(SequentialRecommender, metaclass=ABCMeta):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        self.sizes = {key: config[key] for key in self.size_keys}
+        self.sizes = {key: config[key] if key in config else None for key in self.size_keys}
 
     @classmethod
     def option(cls, config, key: str) -> Any:

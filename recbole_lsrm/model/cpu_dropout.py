@@ -109,17 +109,31 @@ class Dropout(nn.Dropout):
         return _MaskedResidual.apply(x, y, _scaled_keep(y, self.p))
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+def causal_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float, training: bool, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Causal softmax attention, ``F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)``.
 
-    q, k, v: (B, h, T, dh). With dropout on a CPU the weights are formed here so that their
-    mask comes from :func:`keep_mask`; otherwise PyTorch's fused attention runs.
+    q, k, v: (B, h, T, dh). ``bias`` ((B, T, T) or (T, T), one for all heads) is added to the
+    scaled logits (a relative attention bias). With dropout on a CPU the weights are formed here
+    so that their mask comes from :func:`keep_mask`; otherwise PyTorch's fused attention runs.
     """
-    if not training or p == 0.0 or _plain(q):
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p if training else 0.0)
     *batch, T, dh = q.shape
-    # Scale and causal mask inside the product: scale * q k^T + (0 on and below the diagonal, -inf above).
-    future = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
-    scores = torch.baddbmm(future, q.reshape(-1, T, dh), k.reshape(-1, T, dh).transpose(1, 2), alpha=1.0 / math.sqrt(dh))
-    weights = scores.softmax(dim=-1).view(*batch, T, T)  # (B, h, T, T)
+    mask = None
+    if bias is not None:
+        # Causal mask and bias in one additive mask: bias on and below the diagonal, -inf above.
+        future = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+        mask = (bias.to(q.dtype) + future).unsqueeze(-3)  # (B, 1, T, T) or (1, T, T): every head
+    if not training or p == 0.0 or _plain(q):
+        if mask is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p if training else 0.0)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p if training else 0.0)
+    if mask is None:
+        # Scale and causal mask inside the product: scale * q k^T + (0 on and below the diagonal, -inf above).
+        future = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu_(1)
+        scores = torch.baddbmm(future, q.reshape(-1, T, dh), k.reshape(-1, T, dh).transpose(1, 2),
+                               alpha=1.0 / math.sqrt(dh))
+        weights = scores.softmax(dim=-1).view(*batch, T, T)  # (B, h, T, T)
+    else:
+        weights = ((q @ k.transpose(-2, -1)) / math.sqrt(dh) + mask).softmax(dim=-1)  # (B, h, T, T)
     return dropout(weights, p, True) @ v  # (B, h, T, dh)

@@ -26,6 +26,8 @@ class AllPositionDecoder(NextItemModel):
     all_position_training = True
     uses_scale_presets = True
     size_keys = ("n_layers", "d_model")
+    # A learned absolute position table (LSRM, HSTU); Llama's positions are rotary only.
+    position_table = True
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -34,8 +36,11 @@ class AllPositionDecoder(NextItemModel):
         self.n_heads = config["n_heads"]
         self.layer_dropout = resolve_layer_dropout(config["layer_dropout"], self.n_layers)
         self.TARGET_SEQ = target_list_field(config)
+        self.TIME_FIELD = config["TIME_FIELD"]
+        self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
         self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
-        self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
+        if self.position_table:
+            self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
         self.embedding_dropout = Dropout()  # at the bottom layer's rate
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
@@ -49,6 +54,22 @@ class AllPositionDecoder(NextItemModel):
         # Scores: hidden . item (dot), or both L2-normalised (cosine, HSTU's reference), over a temperature.
         self.similarity = self.option(config, "similarity")
         self.temperature = float(self.option(config, "temperature"))
+
+    def check_time_input(self, config, dataset) -> None:
+        """A time bias (``rab: position_time``) needs raw timestamps in seconds, one per input item."""
+        time_field = config["TIME_FIELD"]
+        if self.TIME_SEQ not in getattr(dataset, "field2type", {}):
+            raise ConfigError(
+                f"rab: position_time needs the timestamp of every input item ('{self.TIME_SEQ}'), but the "
+                f"dataset has no '{time_field}' column loaded: add it to load_col (inter: [..., {time_field}]) "
+                "or set rab: position"
+            )
+        normalized = config["normalize_field"] or []
+        if config["normalize_all"] or time_field in normalized:
+            raise ConfigError(
+                f"rab: position_time buckets time differences in seconds, but '{time_field}' is normalized: "
+                f"set normalize_all: False and leave {time_field} out of normalize_field"
+            )
 
     # --- what subclasses define -------------------------------------------------------
     # self.blocks: the layers, bottom first, each with set_dropout(rate) and dropout_rate;

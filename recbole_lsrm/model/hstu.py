@@ -54,10 +54,8 @@ from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.relative import RelativeAttentionBias, Rotary, relative_modules, time_buckets
 
-# The reference implementation's buckets: floor(ln(max(|dt|, 1)) / 0.301), so each bucket is
-# e^0.301 = 1.35 times wider than the one before (1 s, 1 min, 1 h, 1 day: buckets 0, 13, 27, 37).
-TIME_BUCKET_LOG_WIDTH = 0.301
 # layer_norm: plain is the reference's: no scale or shift, eps 1e-6.
 PLAIN_LAYER_NORM_EPS = 1e-6
 
@@ -65,65 +63,6 @@ PLAIN_LAYER_NORM_EPS = 1e-6
 def non_embedding_params(n_layers: int, d_model: int, gating: bool = True) -> int:
     """Weight matrices of the blocks, counted like LSRM's N: (4 or 3) d^2 for U,V,Q,K plus d^2 for W_o."""
     return n_layers * (4 if gating else 3) * d_model * d_model + n_layers * d_model * d_model
-
-
-def time_buckets(timestamps: torch.Tensor, num_buckets: int, query_times: torch.Tensor | None = None) -> torch.Tensor:
-    """Log bucket of every pairwise time gap: (B, T) seconds -> (B, T, T) int64 ids.
-
-    Entry (b, i, j) buckets |q_i - t_j| (query i, key j) as floor(ln(max(|dt|, 1)) / 0.301),
-    capped at ``num_buckets``; gaps under one second share bucket 0. The query times ``q`` are
-    the keys' own times unless given (``time_query: target``: the time of the item predicted).
-    """
-    queries = timestamps if query_times is None else query_times
-    dt = (queries.unsqueeze(2) - timestamps.unsqueeze(1)).abs().clamp(min=1.0)  # (B, T, T)
-    return (torch.log(dt) / TIME_BUCKET_LOG_WIDTH).long().clamp(0, num_buckets)
-
-
-class _TableLookup(torch.autograd.Function):
-    """``table[index]`` for a small table and a large index, e.g. 129 time-bucket weights read
-    at (B, T, T) places: its backward sums the gradient per entry with one bincount, where
-    autograd's accumulating index_put takes about 0.1 s per block and batch on a CPU."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index)
-        ctx.size = table.size(0)
-        return table[index]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (index,) = ctx.saved_tensors
-        summed = torch.bincount(index.reshape(-1), weights=grad.reshape(-1).double(), minlength=ctx.size)
-        return summed.to(grad.dtype), None
-
-
-def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``table[index]`` (1-D table) with a fast backward on a CPU (see :class:`_TableLookup`)."""
-    if table.is_cuda or not torch.is_grad_enabled() or not table.requires_grad:
-        return table[index]
-    return _TableLookup.apply(table, index)
-
-
-class RelativeAttentionBias(nn.Module):
-    """rab[i, j] = w_pos[i - j] (+ w_time[bucket(i, j)]) for keys j <= i.
-
-    Only causal pairs are used, so one weight per distance 0 .. max_len - 1 suffices.
-    """
-
-    def __init__(self, max_len: int, num_time_buckets: int | None) -> None:
-        super().__init__()
-        self.num_time_buckets = num_time_buckets
-        self.position_bias = nn.Parameter(torch.zeros(max_len))
-        self.time_bias = nn.Parameter(torch.zeros(num_time_buckets + 1)) if num_time_buckets else None
-        index = torch.arange(max_len)
-        self.register_buffer("distance", (index[:, None] - index[None, :]).clamp(min=0), persistent=False)
-
-    def forward(self, buckets: torch.Tensor | None, seq_len: int) -> torch.Tensor:
-        """(B, T, T) time buckets (or None) -> bias (B, T, T), or (T, T) without time."""
-        bias = lookup(self.position_bias, self.distance[:seq_len, :seq_len])  # (T, T)
-        if self.time_bias is not None:
-            bias = bias + lookup(self.time_bias, buckets)  # (B, T, T)
-        return bias
 
 
 class PointwiseAttention(nn.Module):
@@ -192,6 +131,7 @@ class HSTUBlock(nn.Module):
         layer_norm: str = "affine",
         uvqk_bias: bool = True,
         rab: RelativeAttentionBias | None = None,
+        rotary: Rotary | None = None,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -207,6 +147,7 @@ class HSTUBlock(nn.Module):
         self.proj = nn.Linear(d_model, d_model)  # W_o
         self.dropout = Dropout(dropout)
         self.rab = rab  # this block's own bias table (rab_per_block), else the model's shared one
+        self.rotary = rotary  # rab: rope (shared by every block; its tables are buffers, not weights)
         self.register_buffer("causal", torch.ones(max_len, max_len, dtype=torch.bool).tril(), persistent=False)
 
     def set_dropout(self, rate: float) -> None:
@@ -228,6 +169,8 @@ class HSTUBlock(nn.Module):
         projected = F.silu(self.uvqk(self.norm_input(x)))  # (B, T, 4d) or (B, T, 3d)
         *u, v, q, k = projected.split(d, dim=2)  # u: [] without gating
         v, q, k = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (v, q, k))  # (B, h, T, dh)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
         attended = self.attention_weights(q, k, bias) @ v  # (B, h, T, dh)
         out = self.gate(self.norm_attn(attended.transpose(1, 2).reshape(B, T, d)), u)  # (B, T, d)
         return x + self.proj(self.dropout(out))
@@ -254,25 +197,24 @@ class HSTU(AllPositionDecoder):
         self.hstu_init = settings["hstu_init"]
         self.time_query = settings["time_query"]
         self.attention_divisor = self.option(config, "attention_divisor") or self.max_seq_length
-        self.TIME_FIELD = config["TIME_FIELD"]
-        self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
         self.TARGET_TIME_SEQ = target_time_list_field(config)
         num_time_buckets = None
         if self.rab_kind == "position_time":
             num_time_buckets = config["num_time_buckets"]
-            self._check_timestamps(config, dataset)
+            self.check_time_input(config, dataset)
         self.num_time_buckets = num_time_buckets
 
         def bias_table() -> RelativeAttentionBias | None:
-            return None if self.rab_kind == "none" else RelativeAttentionBias(self.max_seq_length, num_time_buckets)
+            return relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads, num_time_buckets)[0]
 
         per_block = bool(settings["rab_per_block"])
         self.rab = None if per_block else bias_table()  # shared: gathered once per batch
+        self.rotary = relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads)[1]
         self.blocks = nn.ModuleList(
             HSTUBlock(
                 self.d_model, self.n_heads, self.max_seq_length, self.attn_activation, self.gating, rate,
                 divisor=self.attention_divisor, layer_norm=settings["layer_norm"], uvqk_bias=bool(settings["uvqk_bias"]),
-                rab=bias_table() if per_block else None,
+                rab=bias_table() if per_block else None, rotary=self.rotary,
             )
             for rate in self.layer_dropout
         )
@@ -284,22 +226,6 @@ class HSTU(AllPositionDecoder):
     def non_embedding_params_for(cls, sizes) -> int:
         """N counted like LSRM's (the blocks' weight matrices): 5 L d^2 (4 L d^2 without gating), not 12 L d^2."""
         return non_embedding_params(sizes["n_layers"], sizes["d_model"], sizes["gating"])
-
-    def _check_timestamps(self, config, dataset) -> None:
-        """The time bias needs raw timestamps in seconds, one per input item."""
-        time_field = config["TIME_FIELD"]
-        if self.TIME_SEQ not in getattr(dataset, "field2type", {}):
-            raise ConfigError(
-                f"rab: position_time needs the timestamp of every input item ('{self.TIME_SEQ}'), but the "
-                f"dataset has no '{time_field}' column loaded: add it to load_col (inter: [..., {time_field}]) "
-                "or set rab: position"
-            )
-        normalized = config["normalize_field"] or []
-        if config["normalize_all"] or time_field in normalized:
-            raise ConfigError(
-                f"rab: position_time buckets time differences in seconds, but '{time_field}' is normalized: "
-                f"set normalize_all: False and leave {time_field} out of normalize_field"
-            )
 
     def _init_weights(self, std: float) -> None:
         if self.hstu_init == "reference":

@@ -20,6 +20,7 @@ from torch import nn
 
 from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
 from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.relative import Rotary, relative_modules, time_buckets
 
 
 def non_embedding_params(n_layers: int, d_model: int) -> int:
@@ -35,11 +36,13 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.dropout = 0.0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, h, T, dh)
-        y = causal_attention(q, k, v, self.dropout, self.training)  # (B, h, T, dh)
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)
+        y = causal_attention(q, k, v, self.dropout, self.training, bias)  # (B, h, T, dh)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
 
 
@@ -63,8 +66,8 @@ class DecoderBlock(nn.Module):
     def dropout_rate(self) -> float:
         return self.dropout.p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout.residual(x, self.attn(self.ln_attn(x)))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
+        x = self.dropout.residual(x, self.attn(self.ln_attn(x), bias, rotary))
         return self.dropout.residual(x, self.ffn(self.ln_ffn(x)))
 
 
@@ -80,6 +83,14 @@ class LSRM(AllPositionDecoder):
         self.blocks = nn.ModuleList(
             DecoderBlock(self.d_model, self.n_heads, rate) for rate in self.layer_dropout
         )
+        # rab: none (the learned positions alone, the paper's LSRM), or HSTU's relative bias
+        # (position, position_time: "GPT with HSTU's bias and a pre-norm residual"), or rope.
+        self.rab_kind = self.option(config, "rab")
+        self.num_time_buckets = config["num_time_buckets"] if self.rab_kind == "position_time" else None
+        if self.num_time_buckets is not None:
+            self.check_time_input(config, dataset)
+        self.rab, self.rotary = relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads,
+                                                 self.num_time_buckets)
         self.final_norm = nn.LayerNorm(self.d_model)
         self.set_layer_dropout(self.layer_dropout)
         self._init_weights(config["initializer_range"])
@@ -90,21 +101,30 @@ class LSRM(AllPositionDecoder):
                 # GPT-2: residual projections scaled by depth keep the stream's variance steady.
                 scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith(("proj.weight", "ffn.2.weight")) else 1.0
                 nn.init.normal_(p, mean=0.0, std=std * scale)
+            elif "rab." in name:
+                nn.init.normal_(p, mean=0.0, std=std)  # the bias tables, as HSTU's
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
     # --- forward ----------------------------------------------------------------------
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Hidden states for every position: (B, T) item ids -> (B, T, d)."""
+    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states for every position: (B, T) item ids (and, with rab: position_time, their
+        times in seconds) -> (B, T, d)."""
         T = item_seq.size(1)
         positions = torch.arange(T, device=item_seq.device)
         x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (B, T, d)
         x = self.embedding_dropout(x)
+        bias = None
+        if self.rab is not None:  # once per batch, shared by every block
+            buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
+            bias = self.rab(buckets, T)  # (B, T, T) or (T, T)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, bias, self.rotary)
         return self.final_norm(x)
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
+        if self.num_time_buckets is None:
+            return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
+        return self(interaction[self.ITEM_SEQ], interaction[self.TIME_SEQ])

@@ -15,9 +15,10 @@ from recbole_lsrm.compat import numpy_aliases
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.fmlp_rec import FMLPRec
 from recbole_lsrm.model.hstu import HSTU
+from recbole_lsrm.model.llama import Llama
 from recbole_lsrm.model.lsrm import LSRM
 
-MODELS: dict[str, type] = {"LSRM": LSRM, "HSTU": HSTU, "FMLPRec": FMLPRec}
+MODELS: dict[str, type] = {"LSRM": LSRM, "HSTU": HSTU, "Llama": Llama, "FMLPRec": FMLPRec}
 
 
 def get_model_class(name: str) -> type:

@@ -7,9 +7,9 @@
 - ``position_time``: plus a learned bias per log-bucket of the time gap (HSTU's rab);
 - ``rope``: rotary position embeddings of the queries and keys (Su et al. 2021; Llama's).
 
-:func:`relative_position` builds the module once, in the model's ``__init__``; a block asks it
-for a bias (``bias``) and to rotate its queries and keys (``rotate``), and whichever does not
-apply is the identity.
+:func:`relative_modules` builds them once, in the model's ``__init__``: a bias table whose
+(B, T, T) or (T, T) output every block adds to its logits (gathered once per batch), or a
+rotation every block applies to its queries and keys.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recbole_lsrm.options import RAB_KINDS
+
 # Time gaps in seconds are bucketed as floor(ln(gap) / 0.301), as HSTU's reference does.
 TIME_BUCKET_LOG_WIDTH = 0.301
-RAB_KINDS = ("none", "position", "position_time", "rope")
 
 
 def time_buckets(timestamps: torch.Tensor, num_buckets: int, query_times: torch.Tensor | None = None) -> torch.Tensor:
@@ -115,28 +116,14 @@ class Rotary(nn.Module):
         return x * cos + rotate_half(x) * sin
 
 
-class RelativePosition(nn.Module):
-    """One model's ``rab``: a bias for the attention logits, a rotation of queries and keys, or
-    neither. Shared by all blocks unless a model makes one per block."""
-
-    def __init__(self, kind: str, max_len: int, head_dim: int, num_time_buckets: int | None = None) -> None:
-        super().__init__()
-        if kind not in RAB_KINDS:
-            raise ValueError(f"rab must be one of {', '.join(RAB_KINDS)}, got {kind!r}")
-        self.kind = kind
-        self.table = (RelativeAttentionBias(max_len, num_time_buckets if kind == "position_time" else None)
-                      if kind in ("position", "position_time") else None)
-        self.rotary = Rotary(head_dim, max_len) if kind == "rope" else None
-
-    @property
-    def uses_time(self) -> bool:
-        return self.kind == "position_time"
-
-    def bias(self, buckets: torch.Tensor | None, seq_len: int) -> torch.Tensor | None:
-        """(B, T, T), (T, T) or None: what is added to the attention logits."""
-        return self.table(buckets, seq_len) if self.table is not None else None
-
-    def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.rotary is None:
-            return q, k
-        return self.rotary(q), self.rotary(k)
+def relative_modules(kind: str, max_len: int, head_dim: int,
+                     num_time_buckets: int | None = None) -> tuple[RelativeAttentionBias | None, Rotary | None]:
+    """The modules of one ``rab`` choice: a bias table (position, position_time), a rotation of
+    queries and keys (rope), or neither (none). A model builds them once in ``__init__``."""
+    if kind not in RAB_KINDS:
+        raise ValueError(f"rab must be one of {', '.join(RAB_KINDS)}, got {kind!r}")
+    if kind == "rope":
+        return None, Rotary(head_dim, max_len)
+    if kind == "none":
+        return None, None
+    return RelativeAttentionBias(max_len, num_time_buckets if kind == "position_time" else None), None
