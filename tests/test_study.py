@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -160,3 +161,34 @@ def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dat
     path.write_text(yaml.safe_dump(changed))
     with pytest.raises(ConfigError, match="holds trials of sweep 'converged' run with other settings"):
         run_study(load_study(path), ray_init=RAY)
+
+
+def test_the_backbone_sections_report_depth_trends_and_variants(tmp_path):
+    """A study table with depth and variants sweeps: one table and figure for the depths, the
+    steps called better only beyond the intervals, each variant next to the full model and the paper."""
+    from recbole_lsrm.study.report import write_study_report
+
+    rows = []
+
+    def row(sweep, section, model, depth, ndcg, half=0.004):
+        rows.append({"sweep": sweep, "section": section, "held_out": False, "key": f"nl{depth}-f100-s2020",
+                     "size": f"nl{depth}", "model": model, "dataset": "ml-1m", "base_dataset": "ml-1m",
+                     "n_layers": depth, "N": 10000 * depth, "epochs_run": 3, "train_time_s": 60.0,
+                     "test_ce_loss": 7 - ndcg, "test_celoss_lo": 6.9 - ndcg, "test_celoss_hi": 7.1 - ndcg,
+                     "test_ndcg@10": ndcg, "test_ndcg@10_lo": ndcg - half, "test_ndcg@10_hi": ndcg + half,
+                     "test_hit@10": 2 * ndcg, "test_hit@10_lo": 2 * ndcg - half, "test_hit@10_hi": 2 * ndcg + half})
+
+    for depth, ndcg in ((2, 0.10), (4, 0.12), (8, 0.14)):
+        row("hstu-depth", "depth", "HSTU", depth, ndcg)
+    for depth, ndcg in ((2, 0.10), (4, 0.101), (8, 0.08)):
+        row("lsrm-depth", "depth", "LSRM", depth, ndcg)
+    row("hstu-softmax", "variants", "HSTU", 4, 0.11)
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    report = write_study_report(path, tmp_path, title="backbones")
+    text = report.markdown.read_text()
+    assert "## Backbones scaled by depth" in text and (tmp_path / "depth.png").is_file()
+    assert "- HSTU: 2 -> 4 better, 4 -> 8 better; still improving at 8 blocks" in text
+    assert "- GPT (LSRM): 2 -> 4 level, 4 -> 8 worse; no step is better beyond the intervals" in text
+    assert "HSTU: hstu-softmax" in text and "0.3298 (softmax instead of SiLU)" in text
+    assert "Joint law" not in text  # no size or converged trials: no joint law

@@ -11,6 +11,8 @@ runner calls the same function. Each section reads the rows of its ``section``:
 - ablation: Table III, test CE of each variant; "both" is the converged section's trial of
   the same size.
 - tasks: the challenge tasks' key figures per size.
+- depth and variants: backbones scaled by depth, and HSTU's parts one at a time (the HSTU
+  scaling study's first two parts, :mod:`recbole_lsrm.study.backbones`).
 - the joint law L(N, D') over the size and converged trials (:mod:`recbole_lsrm.scaling.joint`),
   with its held-out errors next to the per-fraction fits', where the table allows a fit.
 
@@ -37,6 +39,7 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
+from recbole_lsrm.study.backbones import depth_section, variants_section
 from recbole_lsrm.sweep.plan import ABLATIONS
 from recbole_lsrm.tables import format_table
 
@@ -300,10 +303,19 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         "",
     ]
     converged = table[table["section"] == "converged"]
+    finished = table[table[METRIC].notna()]
+    done_sections: set[str] = set()
     for sweep, rows in table.groupby("sweep", sort=False):
         section = rows["section"].iloc[0]
         rows = rows[rows[METRIC].notna()]
         if rows.empty:
+            continue
+        if section in ("depth", "variants"):  # every sweep of the section in one table
+            if section not in done_sections:
+                depth_rows = finished[finished["section"] == "depth"]
+                lines += (depth_section(depth_rows, out, plots) if section == "depth"
+                          else variants_section(finished[finished["section"] == "variants"], depth_rows))
+                done_sections.add(section)
             continue
         if section == "size":
             lines += _size_section(sweep, rows, out, plots, fits)
@@ -313,7 +325,8 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
             lines += _ablation_section(sweep, rows, converged)
         elif section == "tasks":
             lines += _tasks_section(sweep, rows, out)
-    joint = run_joint(table, out) if {"train_positions", "epochs_run"} <= set(table.columns) else None
+    has_sizes = table["section"].isin(["size", "converged"]).any()
+    joint = run_joint(table, out) if has_sizes and {"train_positions", "epochs_run"} <= set(table.columns) else None
     if joint is not None:
         lines += joint_markdown(joint)
         plots += joint.plots

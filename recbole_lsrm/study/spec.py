@@ -35,15 +35,16 @@ from recbole_lsrm.sweep.plan import (
     DEFAULT_CPUS_PER_TRIAL, Resources, SweepRequest, _number, parse_depths, parse_fractions, parse_seeds, parse_sizes,
 )
 
-SECTIONS = ("size", "converged", "ablation", "tasks")
+SECTIONS = ("size", "converged", "ablation", "tasks", "depth", "variants")
 _STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial"}
-_SWEEP_KEYS = {"name", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
+_SWEEP_KEYS = {"name", "model", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
 
 
 @dataclass
 class SweepSpec:
     name: str
     section: str
+    model: str | None = None  # the study's model unless the sweep names its own
     sizes: list[str] = field(default_factory=list)
     scales: list[str] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
@@ -57,7 +58,7 @@ class SweepSpec:
     def request(self, study: "StudySpec", data_path: Path, out: Path, dry_run: bool = False) -> SweepRequest:
         """The sweep's typed request, as ``python -m recbole_lsrm.sweep`` would build it."""
         return SweepRequest(
-            model=study.model, dataset=study.dataset, scales=list(self.scales), sizes=parse_sizes(",".join(self.sizes))
+            model=self.model or study.model, dataset=study.dataset, scales=list(self.scales), sizes=parse_sizes(",".join(self.sizes))
             if self.sizes else [], depths=list(self.depths), fractions=list(self.fractions),
             seeds=list(self.seeds) or None, ablations=list(self.ablation), predict=list(self.predict),
             options={**study.options, **self.options, "data_path": str(data_path)},
@@ -153,6 +154,7 @@ def load_study(path: str | Path) -> StudySpec:
         fractions = _parsed(parse_fractions, entry.get("fractions", [1.0]), where, "fractions")
         sweep = SweepSpec(
             name=str(entry["name"]), section=section,
+            model=str(entry["model"]) if entry.get("model") is not None else None,
             sizes=_strings(entry.get("sizes"), f"{where}: sizes"),
             scales=_strings(entry.get("scales"), f"{where}: scales"),
             depths=_parsed(parse_depths, entry.get("depths"), where, "depths"),

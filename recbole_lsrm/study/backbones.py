@@ -1,0 +1,161 @@
+"""The report's sections for the HSTU scaling study's first two parts (Guo et al. 2024):
+
+- ``depth``: backbones scaled by the number of blocks at one width, one line per model, test
+  NDCG@10 and HR@10 with 95% intervals, and where each stops improving;
+- ``variants``: where HSTU's scaling comes from, each variant at one depth next to the full
+  model and to the paper's ML-20M figure.
+
+Both read the study's results table alone (columns ``model``, ``n_layers``, ``test_*`` and
+their ``_lo``/``_hi`` intervals).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recbole_lsrm.scaling.plots import figure
+from recbole_lsrm.tables import format_table
+
+# The paper's ML-20M HR@10 of HSTU's variants (part 2), by the variant names study files use.
+PAPER_VARIANTS_ML20M = {
+    "full": (0.3376, "full HSTU (relative bias with time, SiLU, gating)"),
+    "rab-position": (0.3122, "relative bias from position only"),
+    "rab-none": (0.3083, "no relative bias"),
+    "rab-rope": (0.3149, "rotary positions instead of the bias"),
+    "softmax": (0.3298, "softmax instead of SiLU"),
+    "no-gating": (0.3154, "without the feature interaction (U gating)"),
+}
+PAPER_DEPTH_FINDING = (
+    "The paper (ML-20M, 2 to 32 blocks): at small depth the four backbones are close; only HSTU and "
+    "Llama keep improving with depth (HSTU HR@10 .2915 at 2 blocks, .3520 at 16); GPT collapses beyond "
+    "8 blocks (.0302); SASRec scales much better once it gets HSTU's relative bias and a pre-norm residual."
+)
+# LSRM's block is the paper's GPT.
+LABELS = {"LSRM": "GPT (LSRM)"}
+
+
+def _value(row: pd.Series, name: str) -> float:
+    try:
+        return float(row.get(f"test_{name}") if name != "celoss" else row.get("test_ce_loss"))
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _ci(row: pd.Series, name: str) -> tuple[float, float] | None:
+    try:
+        lo, hi = float(row.get(f"test_{name}_lo")), float(row.get(f"test_{name}_hi"))
+    except (TypeError, ValueError):
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _with_ci(row: pd.Series, name: str) -> str:
+    value, ci = _value(row, name), _ci(row, name)
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+def _minutes(row: pd.Series) -> str:
+    try:
+        return f"{float(row.get('train_time_s')) / 60:.1f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _label(model: str) -> str:
+    return LABELS.get(model, model)
+
+
+def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | None]:
+    """Each step in depth as better / worse beyond the intervals or level, and the last depth
+    reached by steps that were never worse (where the model stops improving)."""
+    steps, last_good = [], None
+    ordered = rows.sort_values("n_layers")
+    for (_, a), (_, b) in zip(ordered.iloc[:-1].iterrows(), ordered.iloc[1:].iterrows()):
+        ia, ib = _ci(a, name), _ci(b, name)
+        if ia is not None and ib is not None and ib[0] > ia[1]:
+            verdict = "better"
+        elif ia is not None and ib is not None and ib[1] < ia[0]:
+            verdict = "worse"
+        else:
+            verdict = "level"
+        steps.append(f"{int(a['n_layers'])} -> {int(b['n_layers'])} {verdict}")
+        if verdict == "better":
+            last_good = int(b["n_layers"])
+    return steps, last_good
+
+
+def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]:
+    """All ``depth`` rows of the study: one table, one figure, one sentence per model."""
+    lines = ["## Backbones scaled by depth (HSTU scaling study, part 1)", "",
+             "Each backbone at one width, 2 to 16 blocks, the same data, windows, loss (full-softmax CE at "
+             "every position for the plugin's models) and stopping rule (the validation CE, at most the "
+             "`epochs` cap). RecBole's SASRec trains on RecBole's rows (one prefix per target, the loss at the "
+             "last position only): per epoch it sees each target once, like the others, but from "
+             "max-length prefixes rather than windows, and takes far longer per epoch on a CPU.", "",
+             PAPER_DEPTH_FINDING, ""]
+    table = []
+    for model, group in rows.groupby("model", sort=False):
+        for _, r in group.sort_values("n_layers").iterrows():
+            table.append([_label(model), str(int(r["n_layers"])), f"{int(r['N']):,}", str(r.get("epochs_run", "-")),
+                          _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r)])
+    lines += format_table(["backbone", "blocks", "N", "epochs", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]",
+                           "train min"], table, style="markdown").splitlines()
+    lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% intervals do not overlap):", ""]
+    for model, group in rows.groupby("model", sort=False):
+        steps, last_good = trend(group)
+        best = group.loc[group["test_ndcg@10"].astype(float).idxmax()]
+        where = (f"still improving at {last_good} blocks" if last_good == int(group["n_layers"].max())
+                 else f"improves up to {last_good} blocks" if last_good else "no step is better beyond the intervals")
+        lines.append(f"- {_label(model)}: {', '.join(steps) or 'one depth only'}; {where}; best NDCG@10 "
+                     f"{_value(best, 'ndcg@10'):.4f} at {int(best['n_layers'])} blocks.")
+    lines.append("")
+    path = out / "depth.png"
+    plot_depth(rows, path)
+    plots.append(path)
+    lines += [f"![NDCG@10 and HR@10 against depth]({path.name})", ""]
+    return lines
+
+
+def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
+    """NDCG@10 against the number of blocks (log2 axis), one line per backbone, 95% error bars."""
+    with figure(path, "Backbones scaled by depth", "blocks", "test NDCG@10", size=(6.5, 4.2)) as (_, ax):
+        for model, group in rows.groupby("model", sort=False):
+            group = group.sort_values("n_layers")
+            x = group["n_layers"].astype(float).to_numpy()
+            y = group["test_ndcg@10"].astype(float).to_numpy()
+            cis = [_ci(r, "ndcg@10") for _, r in group.iterrows()]
+            err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)], [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(str(model)))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(rows["n_layers"].astype(float).unique()))
+        ax.get_xaxis().set_major_formatter(lambda v, _: f"{v:g}")
+    return path
+
+
+def variants_section(rows: pd.DataFrame, depth_rows: pd.DataFrame) -> list[str]:
+    """Each ``variants`` sweep's trial next to the full model at its depth and the paper's figure."""
+    lines = ["## Where HSTU's scaling comes from (HSTU scaling study, part 2)", "",
+             "Each variant changes one part of a backbone at one depth; `full` is the depth sweep's trial of "
+             "the same model and depth. The paper's figures are HR@10 on ML-20M (its protocol), given for "
+             "their direction, not to be compared in level.", ""]
+    table: list[list[Any]] = []
+    for sweep, group in rows.groupby("sweep", sort=False):
+        for _, r in group.iterrows():
+            name = str(sweep).split("-", 1)[1] if "-" in str(sweep) else str(sweep)
+            full = depth_rows[(depth_rows["model"] == r["model"]) & (depth_rows["n_layers"] == r["n_layers"])]
+            paper = PAPER_VARIANTS_ML20M.get(name)
+            full_hr = _with_ci(full.iloc[0], "hit@10") if len(full) else "-"
+            table.append([f"{_label(str(r['model']))}: {sweep}", str(int(r["n_layers"])), _with_ci(r, "hit@10"),
+                          _with_ci(r, "ndcg@10"), full_hr, f"{paper[0]:.4f} ({paper[1]})" if paper else "-"])
+    lines += format_table(["variant", "blocks", "HR@10 [95%]", "NDCG@10 [95%]", "full model's HR@10",
+                           "paper, ML-20M HR@10"], table, style="markdown").splitlines()
+    full_paper = PAPER_VARIANTS_ML20M["full"][0]
+    lines += ["", f"The paper's full HSTU: HR@10 {full_paper:.4f}; every variant is below it there.", ""]
+    return lines
