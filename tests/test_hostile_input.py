@@ -306,3 +306,14 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_d
     assert process.returncode == 143, err
     assert f"terminated; resume with: python run_recbole_lsrm.py --checkpoint={checkpoint}" in err
     assert "Traceback" not in err
+
+
+def test_a_sweep_stopped_by_sigterm_exits_143_and_says_how_to_continue(tmp_path, tiny_dataset, monkeypatch, capsys):
+    from recbole_lsrm.sweep import runner
+    from recbole_lsrm.sweep.__main__ import main as sweep_main
+
+    monkeypatch.setattr(runner, "_run_tune", lambda *a, **k: "terminated")
+    code = sweep_main(["--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--depths=1",
+                       f"--out={tmp_path / 'sweep'}", "--d_model=16", "--n_heads=2", "--epochs=1"])
+    assert code == 143
+    assert "terminated: run the same command again to continue" in capsys.readouterr().err

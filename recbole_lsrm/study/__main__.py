@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, run_command
+from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, TERMINATED, run_command
 from recbole_lsrm.study.runner import run_study, write_table_and_report
 from recbole_lsrm.study.spec import load_study
 
@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done, 1 some trials failed, 2 bad input, 130 interrupted."""
+    """Exit status: 0 done, 1 some trials failed, 2 bad input, 130 interrupted, 143 terminated."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     return run_command(lambda: _run(args), f"interrupted: {RESUME}")
 
@@ -46,8 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     only = [n.strip() for n in args.only.split(",") if n.strip()]
     outcome = run_study(study, only=only, dry_run=args.dry_run)
     if outcome["interrupted"]:
-        print(f"interrupted: {RESUME}", file=sys.stderr)
-        return INTERRUPTED
+        word = "terminated" if outcome["terminated"] else "interrupted"
+        print(f"{word}: {RESUME}", file=sys.stderr)
+        return TERMINATED if outcome["terminated"] else INTERRUPTED
     if outcome["failed"]:
         for sweep, keys in outcome["failed"].items():
             print(f"error: sweep {sweep}: {len(keys)} trial(s) failed ({', '.join(keys)}); {RESUME}", file=sys.stderr)

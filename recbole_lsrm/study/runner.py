@@ -173,7 +173,7 @@ def run_study(
 ) -> dict[str, Any]:
     """Run the study's sweeps (or those in ``only``) in order; write the table and the report.
 
-    Returns ``{"failed": {sweep: [keys]}, "interrupted": bool, "report": path or None}``.
+    Returns ``{"failed": {sweep: [keys]}, "interrupted": bool, "terminated": bool, "report": path or None}``.
     """
 
     stream = stream or sys.stdout
@@ -190,7 +190,7 @@ def run_study(
         if rows:
             write_results_csv(study.report, rows, first=STUDY_COLUMNS)
 
-    outcome: dict[str, Any] = {"failed": {}, "interrupted": False, "report": None}
+    outcome: dict[str, Any] = {"failed": {}, "interrupted": False, "terminated": False, "report": None}
     started = time.time()
     for sweep in study.sweeps:
         if only and sweep.name not in only:
@@ -212,7 +212,7 @@ def run_study(
         if result.failed:
             outcome["failed"][sweep.name] = sorted(result.failed)
         if result.interrupted:
-            outcome["interrupted"] = True
+            outcome["interrupted"], outcome["terminated"] = True, result.terminated
             break
         if sweep.section == "tasks":
             _compare_tasks(study, sweep, stream)

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from recbole_lsrm.commands import Terminated
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import FolderLock
 from recbole_lsrm.scaling.report import write_report
@@ -44,6 +45,7 @@ class SweepOutcome:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    terminated: bool = False  # the interruption was SIGTERM (exit status 143), not Ctrl-C
     results: Path | None = None
     report: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -161,7 +163,7 @@ def _ray_config_classes():
 
 def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
               on_trial_finished: Callable[[str], None] | None = None) -> bool:
-    """Give the pending trials to Tune; returns True if the sweep was interrupted."""
+    """Give the pending trials to Tune; returns "interrupted" (Ctrl-C), "terminated" (SIGTERM) or None."""
     import ray  # Ray on use: seconds of start-up
     from ray import tune  # Ray on use: seconds of start-up
 
@@ -231,8 +233,10 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         try:
             tuner.fit()
+        except Terminated:
+            return "terminated"
         except KeyboardInterrupt:
-            return True
+            return "interrupted"
         finally:
             for handler in handlers:
                 handler.removeFilter(quiet)
@@ -240,7 +244,7 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
                 os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
             else:
                 os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
-        return False
+        return None
     finally:
         if started_here:
             ray.shutdown()
@@ -278,7 +282,8 @@ def _run_pending(plan: SweepPlan, pending: list[TrialSpec], outcome: "SweepOutco
                  on_trial_finished, report: bool) -> "SweepOutcome":
     start = time.time()
     if pending:
-        outcome.interrupted = _run_tune(plan, pending, ray_init, stream, on_trial_finished)
+        stopped = _run_tune(plan, pending, ray_init, stream, on_trial_finished)
+        outcome.interrupted, outcome.terminated = stopped is not None, stopped == "terminated"
     done = finished_keys(plan.out)
     outcome.ran = [t.key for t in pending if t.key in done]
     outcome.failed = {
