@@ -508,3 +508,62 @@ def test_a_failed_write_leaves_the_old_files(tmp_path, monkeypatch):
 def test_config_error_is_the_plugin_error():
     with pytest.raises(ConfigError, match="unknown dataset"):
         prepare("ml-30m", "x")
+
+
+# --- ML-1M side information -------------------------------------------------------------------
+SHARED_ML1M = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-1m"
+
+
+def _ml1m_raw(folder: Path, movies: bytes, users: bytes | None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text("1::1::5::978300760\n1::2::3::978302109\n2::2::4::978301968\n")
+    (folder / "movies.dat").write_bytes(movies)
+    if users is not None:
+        (folder / "users.dat").write_bytes(users)
+    return folder
+
+
+def test_ml1m_side_information_is_written_beside_the_ratings(tmp_path):
+    from recbole_lsrm.prepare.convert import prepare
+
+    movies = ("1::Toy Story (1995)::Animation|Children's|Comedy\n"
+              "2::Misérables, Les (1935)::Drama\n"
+              "1001::Associate, The (L'Associe)(1982)::Comedy\n").encode("latin-1")
+    users = b"1::F::1::10::48067\n2::M::56::16::70072\n"
+    raw = _ml1m_raw(tmp_path / "raw", movies, users)
+    prepared = prepare("ml-1m", raw, tmp_path / "out")
+    folder = tmp_path / "out" / "ml-1m"
+    assert (folder / "ml-1m.item").read_text(encoding="utf-8").splitlines() == [
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tgenre:token_seq",
+        "1\tToy Story\t1995\tAnimation Children's Comedy",
+        "2\tMisérables, Les\t1935\tDrama",
+        "1001\tAssociate, The (L'Associe)\t1982\tComedy",
+    ]
+    assert (folder / "ml-1m.user").read_text().splitlines() == [
+        "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token",
+        "1\t1\tF\t10\t48067", "2\t56\tM\t16\t70072",
+    ]
+    assert any("side information: 3 rows in .item, 2 rows in .user" in line for line in prepared.report)
+
+
+def test_a_malformed_movies_file_is_named_by_line(tmp_path):
+    from recbole_lsrm.prepare.convert import prepare
+
+    raw = _ml1m_raw(tmp_path / "raw", b"1::Toy Story (1995)::Comedy\n2::No Year::Drama\n", None)
+    with pytest.raises(DatasetError, match=r"movies.dat, line 2: title 'No Year' does not end in its year"):
+        prepare("ml-1m", raw, tmp_path / "out")
+    assert not (tmp_path / "out" / "ml-1m").exists()
+
+
+@pytest.mark.skipif(not (SHARED_ML1M / "raw" / "movies.dat").is_file(), reason="../shared/datasets/ml-1m is absent")
+def test_ml1m_side_information_equals_the_shared_atomic_files_byte_for_byte(tmp_path):
+    import lzma
+
+    from recbole_lsrm.prepare.convert import prepare
+
+    raw = _ml1m_raw(tmp_path / "raw", (SHARED_ML1M / "raw" / "movies.dat").read_bytes(),
+                    (SHARED_ML1M / "raw" / "users.dat").read_bytes())
+    prepare("ml-1m", raw, tmp_path / "out")
+    for kind in ("item", "user"):
+        written = (tmp_path / "out" / "ml-1m" / f"ml-1m.{kind}").read_bytes()
+        assert written == lzma.decompress((SHARED_ML1M / f"ml-1m.{kind}.xz").read_bytes()), kind

@@ -14,7 +14,8 @@ from recbole_lsrm.config import check_dataset_name
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.prepare.amazon import DEFAULT_K, convert_amazon_mix
 from recbole_lsrm.prepare.atomic_writer import AtomicTable, write_dataset
-from recbole_lsrm.prepare.movielens import FORMATS, convert_movielens
+from recbole_lsrm.prepare.movielens import FORMATS, convert_movielens, resolve_source
+from recbole_lsrm.prepare.movielens_side import read_side_information
 from recbole_lsrm.prepare.stats import REFERENCES, Reference, Shape, dataset_report, domain_report, shape_of
 from recbole_lsrm.prepare.subsets import DEFAULT_SEED, check_fraction, sample_users, subset_name
 from recbole_lsrm.prepare.synthetic import PROFILES, check_scale, generate_synthetic, scaled_profile, synthetic_name
@@ -99,8 +100,11 @@ def prepare(
     out_dir = Path(out) if out is not None else default_out_dir()
 
     item: AtomicTable | None = None
+    side: dict[str, AtomicTable] = {}
     if dataset in FORMATS:
         inter = convert_movielens(dataset, raw_path)
+        if dataset == "ml-1m":  # movies.dat and users.dat beside ratings.dat: .item and .user
+            side = read_side_information(resolve_source(raw_path, FORMATS[dataset]))
     elif dataset == "amazon-mix":
         inter, item = convert_amazon_mix(raw_path, DEFAULT_K if k is None else k)
     else:
@@ -122,9 +126,15 @@ def prepare(
         if item is not None:
             present = item.frame["item_id"].isin(inter.frame["item_id"].unique())
             item = AtomicTable(item.frame[present.to_numpy()].reset_index(drop=True), item.types)
+        for kind, column in (("item", "item_id"), ("user", "user_id")):
+            if kind in side:
+                table = side[kind]
+                kept = table.frame[column].isin(inter.frame[column].astype(str).unique()).to_numpy()
+                side[kind] = AtomicTable(table.frame[kept].reset_index(drop=True), table.types)
     shape = shape_of(inter.frame)
 
     tables = {"inter": inter} if item is None else {"inter": inter, "item": item}
+    tables.update(side)
     files = write_dataset(out_dir / full_name, full_name, tables)
 
     if fraction < 1.0:
@@ -138,5 +148,9 @@ def prepare(
         report.append(dataset_report(full_name, shape, references))
     if "domain" in inter.frame:
         report.append(domain_report(inter.frame))
+    if side:
+        report.append("side information: " + ", ".join(f"{len(t):,} rows in .{kind}" for kind, t in side.items()))
+    elif dataset == "ml-1m":
+        report.append("no movies.dat or users.dat beside the ratings: .inter only (no side information)")
     report.append("wrote " + ", ".join(str(f) for f in files))
     return Prepared(full_name, files, shape, report)
