@@ -317,3 +317,23 @@ def test_a_sweep_stopped_by_sigterm_exits_143_and_says_how_to_continue(tmp_path,
                        f"--out={tmp_path / 'sweep'}", "--d_model=16", "--n_heads=2", "--epochs=1"])
     assert code == 143
     assert "terminated: run the same command again to continue" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_real_sweep_under_ray_like_ctrl_c(tmp_path, tiny_dataset):
+    out = tmp_path / "sweep"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recbole_lsrm.sweep", "--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}",
+         "--depths=1", f"--out={out}", "--cpus-per-trial=1", "--num-cpus=1", "--d_model=16", "--n_heads=2",
+         "--epochs=100000", "--stopping_step=100000", "--optimizer_switch=False", "--topk=[5,10]"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    deadline = time.time() + 300
+    while not list(out.glob("trials/*/*/checkpoint.pth")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    assert list(out.glob("trials/*/*/checkpoint.pth")), "no trial checkpoint was written"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 143, err[-2000:]
+    assert "terminated: run the same command again to continue" in err
+    assert not (out / ".sweep.lock").exists()

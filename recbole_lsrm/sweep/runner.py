@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,6 +166,9 @@ def _ray_config_classes():
 def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
               on_trial_finished: Callable[[str], None] | None = None) -> bool:
     """Give the pending trials to Tune; returns "interrupted" (Ctrl-C), "terminated" (SIGTERM) or None."""
+    # Importing Ray (and ray.init) installs a handler that exits the driver on SIGTERM: ours is
+    # put back, so that SIGTERM stops the sweep as Ctrl-C does.
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     import ray  # Ray on use: seconds of start-up
     from ray import tune  # Ray on use: seconds of start-up
 
@@ -181,6 +186,9 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
         except (ConnectionError, RuntimeError, ValueError) as err:
             where = f"the Ray cluster at {plan.address}" if plan.address else "a local Ray instance"
             raise ConfigError(f"cannot start or reach {where}: {err}") from None
+
+    if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
         total = ray.cluster_resources()
         cpus, gpus_total = float(total.get("CPU", 0)), float(total.get("GPU", 0))
