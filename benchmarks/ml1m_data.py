@@ -27,14 +27,20 @@ def ml1m_source(datasets: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def unpacked_ml1m(source: Path, prefix: str) -> Iterator[tuple[Path, Path]]:
-    """``(work, data_path)``: a temporary folder, and its ``data/`` holding ``ml-1m/ml-1m.inter``."""
+def unpacked_ml1m(source: Path, prefix: str, side_information: bool = False) -> Iterator[tuple[Path, Path]]:
+    """``(work, data_path)``: a temporary folder, and its ``data/`` holding ``ml-1m/ml-1m.inter``
+    (and, with ``side_information``, the ``.item`` and ``.user`` files found beside the source)."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         data_path = work / "data"
         (data_path / "ml-1m").mkdir(parents=True)
-        with lzma.open(source) as packed, open(data_path / "ml-1m" / "ml-1m.inter", "wb") as out:
-            shutil.copyfileobj(packed, out)
+        kinds = ["inter"] + (["item", "user"] if side_information else [])
+        for kind in kinds:
+            packed_path = source.with_name(f"ml-1m.{kind}.xz")
+            if not packed_path.is_file():
+                raise FileNotFoundError(f"{packed_path} not found (the ML-1M side information)")
+            with lzma.open(packed_path) as packed, open(data_path / "ml-1m" / f"ml-1m.{kind}", "wb") as out:
+                shutil.copyfileobj(packed, out)
         yield work, data_path
     finally:
         shutil.rmtree(work, ignore_errors=True)

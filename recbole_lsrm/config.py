@@ -27,7 +27,9 @@ import yaml
 
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.options import check_config, check_options, fixed_keys, resolve_task_settings
+from recbole_lsrm.options import (
+    check_config, check_options, fixed_keys, resolve_feature_columns, resolve_task_settings,
+)
 
 compat.numpy_aliases()
 import recbole  # noqa: E402
@@ -266,6 +268,7 @@ class LSRMConfig(Config):
         config_dict: dict[str, Any] | None = None,
     ) -> None:
         check_dataset_name(dataset)
+        self.model_class = model
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
         except ConfigError:
@@ -330,6 +333,10 @@ class LSRMConfig(Config):
         super()._set_default_parameters()
         final = self.final_config_dict
         resolve_task_settings(final)
+        resolve_feature_columns(final)
+        if (final["feature_fusion"] or "none") != "none" and not getattr(self.model_class, "feature_inputs", False):
+            raise ConfigError(f"feature_fusion: {final['feature_fusion']} feeds side information to the plugin's "
+                              f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")
         check_config(final, self.model, PROPERTIES_DIR)
         final["data_path"] = os.path.abspath(final["data_path"])
         final["checkpoint_dir"] = os.path.abspath(final["checkpoint_dir"])

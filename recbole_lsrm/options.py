@@ -71,12 +71,14 @@ TRAIN_WINDOWS = ("all", "last")
 ADAM_PHASE_LEARNERS = ("adam", "adamw")
 LR_SCHEDULERS = ("constant", "cosine")
 DROPOUT_SCHEDULES = ("constant", "early", "late")
+FEATURE_FUSIONS = ("none", "mean")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 CHOICES: dict[str, tuple[str, ...]] = {
     "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,
     "rab": RAB_KINDS, "time_query": TIME_QUERIES, "layer_norm": LAYER_NORMS, "hstu_init": HSTU_INITS,
     "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
     "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
+    "feature_fusion": FEATURE_FUSIONS,
 }
 # Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
 MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act": HIDDEN_ACTIVATIONS}}
@@ -261,6 +263,29 @@ def resolve_task_settings(config: dict) -> list[str]:
                               f"and 10 to topk (metrics {config['metrics']}, topk {config['topk']})")
     return names
 
+
+
+# --- side information (HSTU scaling study, part 3) -------------------------------------------
+def resolve_feature_columns(config: dict) -> None:
+    """With ``feature_fusion: mean``, load the ``.item`` and ``.user`` columns the features name
+    (RecBole loads only what ``load_col`` lists); features without a fusion are refused, as they
+    would be read and never used."""
+    items, users = list(config["item_features"] or []), list(config["user_features"] or [])
+    fusion = config["feature_fusion"] or "none"
+    if fusion == "none":
+        if items or users:
+            named = "item_features" if items else "user_features"
+            raise ConfigError(f"{named} {items or users} are used with feature_fusion: mean (it is none)")
+        return
+    if not items and not users:
+        raise ConfigError(f"feature_fusion: {fusion} needs item_features or user_features to fuse")
+    # An item or user missing from its feature file keeps its interactions (its features are padding).
+    config["filter_inter_by_user_or_item"] = False
+    load_col = dict(config["load_col"] or {})
+    for kind, fields, id_field in (("item", items, config["ITEM_ID_FIELD"]), ("user", users, config["USER_ID_FIELD"])):
+        if fields:
+            load_col[kind] = [id_field, *[f for f in fields if f != id_field]]
+    config["load_col"] = load_col
 
 
 # --- rules across keys -----------------------------------------------------------------------

@@ -66,6 +66,21 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         self._hold_out_for_tasks()
         super().data_augmentation()
 
+    def _data_filtering(self) -> None:
+        """RecBole's filters, then the ``.item`` and ``.user`` rows of items and users that have no
+        interaction are left out (counted in the log): they would enter the catalogue as items
+        no one ever chose, ranked with all others."""
+        super()._data_filtering()
+        for feat_name, field in (("item_feat", self.iid_field), ("user_feat", self.uid_field)):
+            feat = getattr(self, feat_name, None)
+            if feat is None or field not in feat:
+                continue
+            keep = feat[field].isin(set(self.inter_feat[field]))
+            if not keep.all():
+                self.logger.warning(f"{self.dataset_name}.{feat_name[:4]}: {int((~keep).sum()):,} of {len(feat):,} rows "
+                                 f"have no interaction and are left out")
+                setattr(self, feat_name, feat[keep].reset_index(drop=True))
+
 
 # eval_args split -> items held out at the end of each user's sequence.
 LEAVE_ONE_OUT = {"valid_and_test": 2, "test_only": 1}

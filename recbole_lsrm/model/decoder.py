@@ -12,6 +12,7 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
+from recbole_lsrm.model.features import feature_fusion
 from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
 
@@ -28,6 +29,8 @@ class AllPositionDecoder(NextItemModel):
     size_keys = ("n_layers", "d_model")
     # A learned absolute position table (LSRM, HSTU); Llama's positions are rotary only.
     position_table = True
+    # Reads item_features / user_features with feature_fusion (the config refuses them elsewhere).
+    feature_inputs = True
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -42,6 +45,11 @@ class AllPositionDecoder(NextItemModel):
         if self.position_table:
             self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
         self.embedding_dropout = Dropout()  # at the bottom layer's rate
+        # Side information (feature_fusion: mean): an item's features join its id embedding in
+        # the input and in the scores; a user's are added to every input position.
+        self.item_features = feature_fusion(config, dataset, "item", self.d_model)
+        self.user_features = feature_fusion(config, dataset, "user", self.d_model)
+        self.USER_ID = config["USER_ID_FIELD"]
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
         self.sampled_softmax = self.option(config, "sampled_softmax")
@@ -99,9 +107,29 @@ class AllPositionDecoder(NextItemModel):
             hidden = l2_normalize(hidden)
         return hidden / self.temperature if self.temperature != 1.0 else hidden
 
-    def item_table(self) -> torch.Tensor:
-        """(n_items, d) the item side of the scores: the tied item embedding, L2-normalised with cosine."""
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items, d) each item's token: its id embedding, plus its fused features if any."""
         weight = self.item_embedding.weight
+        if self.item_features is None:
+            return weight
+        features = self.item_features.rows()
+        return weight + torch.cat([torch.zeros_like(features[:1]), features[1:]])  # padding stays 0
+
+    def input_items(self, item_seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, d) the input tokens of (B, T) item ids: the items' vectors, plus the row's user
+        features (``users``: (B,) user ids) at every position."""
+        x = self.item_embedding(item_seq) if self.item_features is None else self.item_vectors()[item_seq]
+        if self.user_features is not None and users is not None:
+            x = x + self.user_features.rows(users).unsqueeze(1)  # (B, 1, d): every position
+        return x
+
+    def users_of(self, interaction) -> torch.Tensor | None:
+        """The rows' user ids where user features are used (and the rows name their users)."""
+        return interaction[self.USER_ID] if self.user_features is not None and self.USER_ID in interaction else None
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items, d) the item side of the scores: the items' vectors (tied to the input), L2-normalised with cosine."""
+        weight = self.item_vectors()
         return l2_normalize(weight) if self.similarity == "cosine" else weight
 
     def calculate_loss(self, interaction) -> torch.Tensor:

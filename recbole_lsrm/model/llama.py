@@ -155,11 +155,12 @@ class Llama(AllPositionDecoder):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states for every position: (B, T) item ids (and, with rab: position_time, their
-        times in seconds) -> (B, T, d)."""
+    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,
+                users: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
+        in seconds; with user features, the (B,) users) -> (B, T, d)."""
         T = item_seq.size(1)
-        x = self.embedding_dropout(self.item_embedding(item_seq))  # (B, T, d)
+        x = self.embedding_dropout(self.input_items(item_seq, users))  # (B, T, d)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
             buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
@@ -169,6 +170,8 @@ class Llama(AllPositionDecoder):
         return self.final_norm(x)
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        if self.num_time_buckets is None:
+        users = self.users_of(interaction)
+        if self.num_time_buckets is None and users is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        return self(interaction[self.ITEM_SEQ], interaction[self.TIME_SEQ])
+        times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
+        return self(interaction[self.ITEM_SEQ], times, users)

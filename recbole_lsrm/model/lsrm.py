@@ -109,12 +109,13 @@ class LSRM(AllPositionDecoder):
             self.item_embedding.weight[0].zero_()
 
     # --- forward ----------------------------------------------------------------------
-    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden states for every position: (B, T) item ids (and, with rab: position_time, their
-        times in seconds) -> (B, T, d)."""
+    def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,
+                users: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
+        in seconds; with user features, the (B,) users) -> (B, T, d)."""
         T = item_seq.size(1)
         positions = torch.arange(T, device=item_seq.device)
-        x = self.item_embedding(item_seq) + self.position_embedding(positions)  # (B, T, d)
+        x = self.input_items(item_seq, users) + self.position_embedding(positions)  # (B, T, d)
         x = self.embedding_dropout(x)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
@@ -125,6 +126,8 @@ class LSRM(AllPositionDecoder):
         return self.final_norm(x)
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        if self.num_time_buckets is None:
+        users = self.users_of(interaction)
+        if self.num_time_buckets is None and users is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        return self(interaction[self.ITEM_SEQ], interaction[self.TIME_SEQ])
+        times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
+        return self(interaction[self.ITEM_SEQ], times, users)

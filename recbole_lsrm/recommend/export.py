@@ -71,10 +71,11 @@ def export_run(run: TrainedRun, out: str | Path, progress: Callable[[int, int], 
     histories = user_histories(run, users)
     keep = [i for i, (history, _) in enumerate(histories) if len(history)]
     users, histories = [users[i] for i in keep], [histories[i] for i in keep]
+    user_ids = [run.dataset.field2token_id[run.user_field][u] for u in users]
     states = []
     batch = int(config["eval_batch_size"])
     for start in range(0, len(histories), batch):
-        interaction = _interaction(run, histories[start : start + batch])
+        interaction = _interaction(run, histories[start : start + batch], user_ids[start : start + batch])
         states.append(model.full_sort_hidden(interaction).float().cpu().numpy())
         if progress is not None:
             progress(min(start + batch, len(histories)), len(histories))

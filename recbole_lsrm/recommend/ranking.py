@@ -44,8 +44,10 @@ def user_histories(run: TrainedRun, users: Sequence) -> list[tuple[np.ndarray, n
     return [(items[s:e], None if times is None else times[s:e]) for s, e in zip(starts, ends)]
 
 
-def _interaction(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | None]]) -> Interaction:
-    """Rows as the evaluation builds them: the last MAX_ITEM_LIST_LENGTH items, padded at the end."""
+def _interaction(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | None]],
+                 users: Sequence[int] | None = None) -> Interaction:
+    """Rows as the evaluation builds them: the last MAX_ITEM_LIST_LENGTH items, padded at the end
+    (and the rows' users, internal ids, which user features read)."""
     config = run.config
     length = config["MAX_ITEM_LIST_LENGTH"]
     item_seq = torch.zeros((len(histories), length), dtype=torch.long)
@@ -66,12 +68,14 @@ def _interaction(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray |
     if uses_time:
         data[time_seq_field] = time_seq
         data[config["TIME_FIELD"]] = last_time  # the request's time: the last input's
+    if users is not None:
+        data[config["USER_ID_FIELD"]] = torch.as_tensor(list(users), dtype=torch.long)
     return Interaction(data).to(run.device)
 
 
 @torch.no_grad()
 def top_items(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | None]], k: int,
-              exclude_history: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              exclude_history: bool = True, users: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores (B, k), internal item ids (B, k)) after each history; -inf where fewer than k items remain."""
     model, config = run.model, run.config
     n_items = run.dataset.item_num - 1
@@ -80,7 +84,8 @@ def top_items(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | No
     scores, ids = [], []
     batch = int(config["eval_batch_size"])
     for start in range(0, len(histories), batch):
-        interaction = _interaction(run, histories[start : start + batch])
+        interaction = _interaction(run, histories[start : start + batch],
+                                   None if users is None else users[start : start + batch])
         seq = interaction[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]]
         if is_plugin_model(model):
             top_scores, top_ids, _ = rank_items(
@@ -114,9 +119,11 @@ def recommend(
     """
     if (users is None) == (histories is None):
         raise ConfigError("give users or histories (one of them)")
+    user_ids = None
     if users is not None:
         names = [str(u) for u in users]
         inputs = user_histories(run, names)
+        user_ids = _ids(run, run.user_field, names, "user")
     else:
         names = [str(n) for n in histories]
         times = times or {}
@@ -129,7 +136,7 @@ def recommend(
     empty = [n for n, (items, _) in zip(names, inputs) if len(items) == 0]
     if empty:
         raise ConfigError(f"no items in the history of {', '.join(empty[:10])}: a model ranks after at least one")
-    scores, ids = top_items(run, inputs, k, exclude_history)
+    scores, ids = top_items(run, inputs, k, exclude_history, user_ids)
     item_tokens = run.dataset.field2id_token[run.item_field]
     rows = [
         (name, rank + 1, item_tokens[int(item)], float(score))
