@@ -12,13 +12,12 @@ import uuid
 from datetime import datetime
 from logging import getLogger
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from recbole.utils import init_seed, set_color
 
 from recbole_lsrm import distributed
-from recbole_lsrm.model import get_model_class
 from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys, fixed_on_resume
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders

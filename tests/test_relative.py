@@ -3,8 +3,6 @@ shapes it should, and equals a plain computation."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 

@@ -4,7 +4,6 @@ LSRM, HSTU and Llama; ``feature_fusion: none`` changes nothing; bad feature file
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
