@@ -28,7 +28,7 @@ import yaml
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.options import (
-    check_config, check_options, fixed_keys, resolve_feature_columns, resolve_task_settings,
+    check_config, check_options, fixed_keys, resolve_behaviors, resolve_feature_columns, resolve_task_settings,
 )
 
 compat.numpy_aliases()
@@ -334,9 +334,12 @@ class LSRMConfig(Config):
         final = self.final_config_dict
         resolve_task_settings(final)
         resolve_feature_columns(final)
-        if (final["feature_fusion"] or "none") != "none" and not getattr(self.model_class, "feature_inputs", False):
-            raise ConfigError(f"feature_fusion: {final['feature_fusion']} feeds side information to the plugin's "
-                              f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")
+        resolve_behaviors(final)
+        if not getattr(self.model_class, "feature_inputs", False):
+            for key, off in (("feature_fusion", "none"), ("behavior_field", None)):
+                if (final[key] or off) != off:
+                    raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
+                                      f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")
         check_config(final, self.model, PROPERTIES_DIR)
         final["data_path"] = os.path.abspath(final["data_path"])
         final["checkpoint_dir"] = os.path.abspath(final["checkpoint_dir"])

@@ -72,13 +72,14 @@ ADAM_PHASE_LEARNERS = ("adam", "adamw")
 LR_SCHEDULERS = ("constant", "cosine")
 DROPOUT_SCHEDULES = ("constant", "early", "late")
 FEATURE_FUSIONS = ("none", "mean")
+BEHAVIOR_MODES = ("none", "embed")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 CHOICES: dict[str, tuple[str, ...]] = {
     "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,
     "rab": RAB_KINDS, "time_query": TIME_QUERIES, "layer_norm": LAYER_NORMS, "hstu_init": HSTU_INITS,
     "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
     "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
-    "feature_fusion": FEATURE_FUSIONS,
+    "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES,
 }
 # Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
 MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act": HIDDEN_ACTIVATIONS}}
@@ -285,6 +286,34 @@ def resolve_feature_columns(config: dict) -> None:
     for kind, fields, id_field in (("item", items, config["ITEM_ID_FIELD"]), ("user", users, config["USER_ID_FIELD"])):
         if fields:
             load_col[kind] = [id_field, *[f for f in fields if f != id_field]]
+    config["load_col"] = load_col
+
+
+def resolve_behaviors(config: dict) -> None:
+    """With ``behavior_field``: a target behaviour among the inputs, the field loaded; without
+    it, no behaviour option."""
+    field, target = config["behavior_field"], config["target_behavior"]
+    inputs, mode = config["input_behaviors"], config["behavior_mode"] or "none"
+    if field is None:
+        given = [k for k, v in (("target_behavior", target), ("input_behaviors", inputs)) if v is not None]
+        if mode != "none":
+            given.append("behavior_mode")
+        if given:
+            raise ConfigError(f"{', '.join(given)} need behavior_field: the .inter column that names each "
+                              "interaction's behaviour")
+        return
+    if target is None:
+        raise ConfigError(f"behavior_field: {field} needs target_behavior: the behaviour predicted (e.g. buy)")
+    if inputs is not None and str(target) not in [str(b) for b in inputs]:
+        raise ConfigError(f"input_behaviors {inputs} must include the target behaviour {target!r}: its "
+                          "interactions are the targets and part of every later history")
+    if "trajectory" in parse_tasks(config["tasks"])[0]:
+        raise ConfigError("the trajectory task holds out each user's last items of every behaviour; it is not "
+                          "defined with target_behavior")
+    load_col = dict(config["load_col"] or {})
+    columns = list(load_col.get("inter") or [])
+    if field not in columns:
+        load_col["inter"] = columns + [field]
     config["load_col"] = load_col
 
 

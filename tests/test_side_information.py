@@ -11,6 +11,7 @@ import torch
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import get_model_class
+from recbole_lsrm.model.decoder import SideInputs
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.recommend import load_run, recommend
 
@@ -49,8 +50,8 @@ def test_user_features_do_not_let_the_future_change_the_past(tmp_path):
     changed = items.clone()
     changed[:, 5] = items[:, 5] % 98 + 1
     with torch.no_grad():
-        before, after = net(items, None, users), net(changed, None, users)
-        other_user = net(items, None, torch.tensor([3, 4]))
+        before, after = net(items, None, SideInputs(users)), net(changed, None, SideInputs(users))
+        other_user = net(items, None, SideInputs(torch.tensor([3, 4])))
     assert torch.equal(before[:, :5], after[:, :5]) and not torch.allclose(before, other_user)
 
 

@@ -54,6 +54,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
 from recbole_lsrm.data.atomic_file import AtomicFileMixin
+from recbole_lsrm.data.behaviors import behavior_split
 from recbole_lsrm.data.fields import target_list_field, target_time_list_field
 from recbole_lsrm.data.task_split import TaskHoldOutMixin, user_spans
 from recbole_lsrm.errors import ConfigError
@@ -138,7 +139,34 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.target_list_field = target_list_field(config)
         # HSTU's time_query: target reads the time of every target of a window.
         self.target_time_list_field = target_time_list_field(config) if config["time_query"] == "target" else None
+        # Several behaviours: every interaction is input, the target behaviour's are predicted.
+        self.behavior_field = config["behavior_field"] if "behavior_field" in config else None
+        self.target_behavior = config["target_behavior"] if self.behavior_field else None
+        self.input_behaviors = (config["input_behaviors"] or None) if self.behavior_field else None
         super().__init__(config)
+
+    def _data_filtering(self) -> None:
+        """With several behaviours: the named field must be there, the target behaviour must occur,
+        and only ``input_behaviors`` (all by default) are kept, counted in the log."""
+        super()._data_filtering()
+        if not self.behavior_field:
+            return
+        inter = f"{self.dataset_name}.inter"
+        if self.behavior_field not in self.inter_feat:
+            raise ConfigError(f"behavior_field: {inter} has no column {self.behavior_field!r} "
+                              f"(columns: {', '.join(map(str, self.inter_feat.columns))})")
+        values = self.inter_feat[self.behavior_field].astype(str)
+        known = sorted(set(values))
+        unknown = [b for b in [self.target_behavior, *(self.input_behaviors or [])] if str(b) not in known]
+        if unknown:
+            raise ConfigError(f"behaviour(s) {', '.join(map(str, unknown))} never occur in {inter} "
+                              f"(its {self.behavior_field} values: {', '.join(known)})")
+        if self.input_behaviors:
+            keep = values.isin([str(b) for b in self.input_behaviors]).to_numpy()
+            if not keep.all():
+                self.logger.warning(f"{inter}: {int((~keep).sum()):,} of {len(keep):,} interactions are of behaviours "
+                                    f"outside input_behaviors {self.input_behaviors} and are left out")
+                self.inter_feat = self.inter_feat[keep].reset_index(drop=True)
 
     def _dataframe_to_interaction(self, data):
         """RecBole's conversion, but the time field in float64 (see the module docstring)."""
@@ -190,11 +218,19 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
 
         uids = self.inter_feat[self.uid_field].numpy()
         starts, lengths = user_spans(uids)
-        train_len, has_valid, has_test = split_points(lengths, LEAVE_ONE_OUT[split["LS"]])
-
-        train = self._windows(starts, train_len)
-        valid = self._eval_rows(starts[has_valid] + lengths[has_valid] - 2)
-        test = self._eval_rows(starts[has_test] + lengths[has_test] - 1)
+        if self.behavior_field:
+            target_id = self.field2token_id[self.behavior_field][str(self.target_behavior)]
+            is_target = self.inter_feat[self.behavior_field].numpy() == target_id
+            train_len, valid_at, test_at, has_valid, has_test = behavior_split(
+                starts, lengths, is_target, LEAVE_ONE_OUT[split["LS"]])
+            train = self._windows(starts, train_len, is_target)
+            valid = self._eval_rows(valid_at[has_valid])
+            test = self._eval_rows(test_at[has_test])
+        else:
+            train_len, has_valid, has_test = split_points(lengths, LEAVE_ONE_OUT[split["LS"]])
+            train = self._windows(starts, train_len)
+            valid = self._eval_rows(starts[has_valid] + lengths[has_valid] - 2)
+            test = self._eval_rows(starts[has_test] + lengths[has_test] - 1)
         self._drop_unused_col()
         train_dataset = self.copy(train)
         in_train = np.arange(len(uids)) - np.repeat(starts, lengths) < np.repeat(train_len, lengths)
@@ -207,20 +243,23 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
             if field != self.uid_field:
                 yield field, getattr(self, f"{field}_list_field")
 
-    def _windows(self, starts: np.ndarray, train_len: np.ndarray) -> Interaction:
+    def _windows(self, starts: np.ndarray, train_len: np.ndarray, is_target: np.ndarray | None = None) -> Interaction:
+        """Training windows; with ``is_target`` (per interaction) only targets of the target behaviour count."""
         L = self.max_item_list_len
         start, end = window_bounds(starts, train_len, L, self.window_stride, last_only=self.train_windows == "last")
         index = start[:, None] + np.arange(L)[None, :]  # (R, L) input positions
         length = end - start - 1  # inputs per window (= targets)
         mask = np.arange(L)[None, :] < length[:, None]
         target_mask = mask
+        if is_target is not None:  # only the target behaviour is predicted; every behaviour is input
+            target_mask = mask & is_target[np.minimum(index + 1, len(is_target) - 1)]
         if self.window_loss == "new":
             # Targets the previous window of the same user (the next row: windows are cut
             # from the end) also holds: its end is the first target this window keeps.
             uids = self.inter_feat[self.uid_field].numpy()
             same_user = np.append(uids[start[1:]] == uids[start[:-1]], False)
             previous_end = np.where(same_user, np.append(end[1:], 0), 0)
-            target_mask = mask & (index + 1 >= previous_end[:, None])
+            target_mask = target_mask & (index + 1 >= previous_end[:, None])
         rows = {
             self.uid_field: self.inter_feat[self.uid_field][torch.from_numpy(start)],
             self.item_list_length_field: torch.from_numpy(length),

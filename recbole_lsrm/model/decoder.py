@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -18,6 +20,13 @@ from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tie
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
+
+
+class SideInputs(NamedTuple):
+    """Inputs beside the item ids: (B,) user ids (user features), (B, T) behaviour ids."""
+
+    users: torch.Tensor | None = None
+    behaviors: torch.Tensor | None = None
 
 
 class AllPositionDecoder(NextItemModel):
@@ -50,6 +59,11 @@ class AllPositionDecoder(NextItemModel):
         self.item_features = feature_fusion(config, dataset, "item", self.d_model)
         self.user_features = feature_fusion(config, dataset, "user", self.d_model)
         self.USER_ID = config["USER_ID_FIELD"]
+        # Several behaviours, given explicitly (behavior_mode: embed): one embedding per behaviour.
+        behavior_field = self.option(config, "behavior_field")
+        embed = behavior_field is not None and self.option(config, "behavior_mode") == "embed"
+        self.BEHAVIOR_SEQ = f"{behavior_field}{config['LIST_SUFFIX']}" if behavior_field else None
+        self.behavior_embedding = nn.Embedding(dataset.num(behavior_field), self.d_model, padding_idx=0) if embed else None
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
         self.sampled_softmax = self.option(config, "sampled_softmax")
@@ -115,17 +129,24 @@ class AllPositionDecoder(NextItemModel):
         features = self.item_features.rows()
         return weight + torch.cat([torch.zeros_like(features[:1]), features[1:]])  # padding stays 0
 
-    def input_items(self, item_seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+    def input_items(self, item_seq: torch.Tensor, side: SideInputs | None = None) -> torch.Tensor:
         """(B, T, d) the input tokens of (B, T) item ids: the items' vectors, plus the row's user
-        features (``users``: (B,) user ids) at every position."""
+        features at every position and each interaction's behaviour embedding (``side``)."""
         x = self.item_embedding(item_seq) if self.item_features is None else self.item_vectors()[item_seq]
-        if self.user_features is not None and users is not None:
-            x = x + self.user_features.rows(users).unsqueeze(1)  # (B, 1, d): every position
+        if side is not None:
+            if side.users is not None and self.user_features is not None:
+                x = x + self.user_features.rows(side.users).unsqueeze(1)  # (B, 1, d): every position
+            if side.behaviors is not None and self.behavior_embedding is not None:
+                x = x + self.behavior_embedding(side.behaviors)  # (B, T, d)
         return x
 
-    def users_of(self, interaction) -> torch.Tensor | None:
-        """The rows' user ids where user features are used (and the rows name their users)."""
-        return interaction[self.USER_ID] if self.user_features is not None and self.USER_ID in interaction else None
+    def side_inputs(self, interaction) -> SideInputs | None:
+        """What the rows give besides item ids and times (their users, their interactions'
+        behaviours), where the model uses it; None when it uses neither."""
+        users = interaction[self.USER_ID] if self.user_features is not None and self.USER_ID in interaction else None
+        behaviors = (interaction[self.BEHAVIOR_SEQ] if self.behavior_embedding is not None
+                     and self.BEHAVIOR_SEQ in interaction else None)
+        return None if users is None and behaviors is None else SideInputs(users, behaviors)
 
     def item_table(self) -> torch.Tensor:
         """(n_items, d) the item side of the scores: the items' vectors (tied to the input), L2-normalised with cosine."""

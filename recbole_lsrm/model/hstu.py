@@ -53,7 +53,7 @@ from torch import nn
 from recbole_lsrm.data.fields import target_time_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.cpu_dropout import Dropout
-from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.decoder import AllPositionDecoder, SideInputs
 from recbole_lsrm.model.relative import RelativeAttentionBias, Rotary, relative_modules, time_buckets
 
 # layer_norm: plain is the reference's: no scale or shift, eps 1e-6.
@@ -267,19 +267,19 @@ class HSTU(AllPositionDecoder):
     # --- forward ----------------------------------------------------------------------
     def forward(
         self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None, query_times: torch.Tensor | None = None,
-        users: torch.Tensor | None = None,
+        side: SideInputs | None = None,
     ) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids, (B, T) input times -> (B, T, d).
 
         ``query_times`` (B, T) are the times the time bias measures gaps from (``time_query:
-        target``); by default each input's own time. ``users`` (B,): the rows' users, where user
-        features are used.
+        target``); by default each input's own time. ``side``: the rows' users and behaviours,
+        where the model uses them.
         """
         T = item_seq.size(1)
         if self.rab_kind == "position_time" and timestamps is None:
             raise ConfigError(f"HSTU with rab: position_time needs the '{self.TIME_SEQ}' timestamps")
         positions = torch.arange(T, device=item_seq.device)
-        embedded = self.input_items(item_seq, users)
+        embedded = self.input_items(item_seq, side)
         if self.input_scale != 1.0:
             embedded = embedded * self.input_scale
         x = self.embedding_dropout(embedded + self.position_embedding(positions))  # (B, T, d)
@@ -312,9 +312,9 @@ class HSTU(AllPositionDecoder):
         return queries.scatter(1, last, interaction[self.TIME_FIELD].to(queries.dtype).unsqueeze(1))
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        users = self.users_of(interaction)
+        side = self.side_inputs(interaction)
         if self.rab_kind != "position_time":
-            return self(interaction[self.ITEM_SEQ], users=users)  # through __call__ for compile()
+            return self(interaction[self.ITEM_SEQ], side=side)  # through __call__ for compile()
         timestamps = interaction[self.TIME_SEQ]
         queries = self.query_times(interaction, timestamps) if self.time_query == "target" else None
-        return self(interaction[self.ITEM_SEQ], timestamps, queries, users)  # (B, T, d)
+        return self(interaction[self.ITEM_SEQ], timestamps, queries, side)  # (B, T, d)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
-from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.decoder import AllPositionDecoder, SideInputs
 from recbole_lsrm.model.relative import Rotary, relative_modules, time_buckets
 
 
@@ -156,11 +156,11 @@ class Llama(AllPositionDecoder):
             self.item_embedding.weight[0].zero_()
 
     def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,
-                users: torch.Tensor | None = None) -> torch.Tensor:
+                side: SideInputs | None = None) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
-        in seconds; with user features, the (B,) users) -> (B, T, d)."""
+        in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
         T = item_seq.size(1)
-        x = self.embedding_dropout(self.input_items(item_seq, users))  # (B, T, d)
+        x = self.embedding_dropout(self.input_items(item_seq, side))  # (B, T, d)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
             buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
@@ -170,8 +170,8 @@ class Llama(AllPositionDecoder):
         return self.final_norm(x)
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        users = self.users_of(interaction)
-        if self.num_time_buckets is None and users is None:
+        side = self.side_inputs(interaction)
+        if self.num_time_buckets is None and side is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
         times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
-        return self(interaction[self.ITEM_SEQ], times, users)
+        return self(interaction[self.ITEM_SEQ], times, side)

@@ -19,7 +19,7 @@ from torch import nn
 
 
 from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
-from recbole_lsrm.model.decoder import AllPositionDecoder
+from recbole_lsrm.model.decoder import AllPositionDecoder, SideInputs
 from recbole_lsrm.model.relative import Rotary, relative_modules, time_buckets
 
 
@@ -110,12 +110,12 @@ class LSRM(AllPositionDecoder):
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,
-                users: torch.Tensor | None = None) -> torch.Tensor:
+                side: SideInputs | None = None) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
-        in seconds; with user features, the (B,) users) -> (B, T, d)."""
+        in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
         T = item_seq.size(1)
         positions = torch.arange(T, device=item_seq.device)
-        x = self.input_items(item_seq, users) + self.position_embedding(positions)  # (B, T, d)
+        x = self.input_items(item_seq, side) + self.position_embedding(positions)  # (B, T, d)
         x = self.embedding_dropout(x)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
@@ -126,8 +126,8 @@ class LSRM(AllPositionDecoder):
         return self.final_norm(x)
 
     def hidden_states(self, interaction) -> torch.Tensor:
-        users = self.users_of(interaction)
-        if self.num_time_buckets is None and users is None:
+        side = self.side_inputs(interaction)
+        if self.num_time_buckets is None and side is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
         times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
-        return self(interaction[self.ITEM_SEQ], times, users)
+        return self(interaction[self.ITEM_SEQ], times, side)

@@ -19,7 +19,7 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import atomic_write, make_dir, write_text
 from recbole_lsrm.model.contract import is_plugin_model
 from recbole_lsrm.recommend.loading import TrainedRun
-from recbole_lsrm.recommend.ranking import _interaction, user_histories
+from recbole_lsrm.recommend.ranking import _interaction, user_behaviors, user_histories
 
 README = """\
 # {model} on {dataset}: vectors for serving
@@ -72,10 +72,12 @@ def export_run(run: TrainedRun, out: str | Path, progress: Callable[[int, int], 
     keep = [i for i, (history, _) in enumerate(histories) if len(history)]
     users, histories = [users[i] for i in keep], [histories[i] for i in keep]
     user_ids = [run.dataset.field2token_id[run.user_field][u] for u in users]
+    behaviors = user_behaviors(run, users)
     states = []
     batch = int(config["eval_batch_size"])
     for start in range(0, len(histories), batch):
-        interaction = _interaction(run, histories[start : start + batch], user_ids[start : start + batch])
+        interaction = _interaction(run, histories[start : start + batch], user_ids[start : start + batch],
+                                   None if behaviors is None else behaviors[start : start + batch])
         states.append(model.full_sort_hidden(interaction).float().cpu().numpy())
         if progress is not None:
             progress(min(start + batch, len(histories)), len(histories))

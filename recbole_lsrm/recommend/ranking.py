@@ -44,8 +44,21 @@ def user_histories(run: TrainedRun, users: Sequence) -> list[tuple[np.ndarray, n
     return [(items[s:e], None if times is None else times[s:e]) for s, e in zip(starts, ends)]
 
 
+def user_behaviors(run: TrainedRun, users: Sequence) -> list[np.ndarray] | None:
+    """Each user's behaviour ids, aligned with :func:`user_histories`; None without behaviours."""
+    seq_field = getattr(run.model, "BEHAVIOR_SEQ", None)
+    if getattr(run.model, "behavior_embedding", None) is None or seq_field is None:
+        return None
+    field = seq_field[: -len(run.config["LIST_SUFFIX"])]
+    uids = _ids(run, run.user_field, users, "user")
+    feat = run.dataset.raw_inter_feat
+    all_users, values = feat[run.user_field].numpy(), feat[field].numpy()
+    starts, ends = np.searchsorted(all_users, uids, side="left"), np.searchsorted(all_users, uids, side="right")
+    return [values[s:e] for s, e in zip(starts, ends)]
+
+
 def _interaction(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | None]],
-                 users: Sequence[int] | None = None) -> Interaction:
+                 users: Sequence[int] | None = None, behaviors: list[np.ndarray] | None = None) -> Interaction:
     """Rows as the evaluation builds them: the last MAX_ITEM_LIST_LENGTH items, padded at the end
     (and the rows' users, internal ids, which user features read)."""
     config = run.config
@@ -70,12 +83,19 @@ def _interaction(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray |
         data[config["TIME_FIELD"]] = last_time  # the request's time: the last input's
     if users is not None:
         data[config["USER_ID_FIELD"]] = torch.as_tensor(list(users), dtype=torch.long)
+    if behaviors is not None:
+        behavior_seq = torch.zeros((len(histories), length), dtype=torch.long)
+        for row, values in enumerate(behaviors):
+            values = np.asarray(values)[-length:]
+            behavior_seq[row, : len(values)] = torch.as_tensor(values, dtype=torch.long)
+        data[run.model.BEHAVIOR_SEQ] = behavior_seq
     return Interaction(data).to(run.device)
 
 
 @torch.no_grad()
 def top_items(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | None]], k: int,
-              exclude_history: bool = True, users: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              exclude_history: bool = True, users: Sequence[int] | None = None,
+              behaviors: list[np.ndarray] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores (B, k), internal item ids (B, k)) after each history; -inf where fewer than k items remain."""
     model, config = run.model, run.config
     n_items = run.dataset.item_num - 1
@@ -85,7 +105,8 @@ def top_items(run: TrainedRun, histories: list[tuple[np.ndarray, np.ndarray | No
     batch = int(config["eval_batch_size"])
     for start in range(0, len(histories), batch):
         interaction = _interaction(run, histories[start : start + batch],
-                                   None if users is None else users[start : start + batch])
+                                   None if users is None else users[start : start + batch],
+                                   None if behaviors is None else behaviors[start : start + batch])
         seq = interaction[config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]]
         if is_plugin_model(model):
             top_scores, top_ids, _ = rank_items(
@@ -119,13 +140,17 @@ def recommend(
     """
     if (users is None) == (histories is None):
         raise ConfigError("give users or histories (one of them)")
-    user_ids = None
+    user_ids = behaviors = None
     if users is not None:
         names = [str(u) for u in users]
         inputs = user_histories(run, names)
         user_ids = _ids(run, run.user_field, names, "user")
+        behaviors = user_behaviors(run, names)
     else:
         names = [str(n) for n in histories]
+        if getattr(run.model, "behavior_embedding", None) is not None:
+            raise ConfigError("this model reads each input's behaviour (behavior_mode: embed): recommend for "
+                              "users (their logged behaviours), not for histories of items alone")
         times = times or {}
         inputs = [(np.asarray(_ids(run, run.item_field, items, "item")),
                    None if name not in times else np.asarray(times[name], dtype=np.float64))
@@ -136,7 +161,7 @@ def recommend(
     empty = [n for n, (items, _) in zip(names, inputs) if len(items) == 0]
     if empty:
         raise ConfigError(f"no items in the history of {', '.join(empty[:10])}: a model ranks after at least one")
-    scores, ids = top_items(run, inputs, k, exclude_history, user_ids)
+    scores, ids = top_items(run, inputs, k, exclude_history, user_ids, behaviors)
     item_tokens = run.dataset.field2id_token[run.item_field]
     rows = [
         (name, rank + 1, item_tokens[int(item)], float(score))

@@ -1,0 +1,106 @@
+"""Several behaviours in one log: every interaction is input, the target behaviour's are
+predicted and held out (each user's last two by time), and the behaviour can be given to the
+model as an embedding."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recbole_lsrm.config import LSRMConfig
+from recbole_lsrm.data import create_dataset
+from recbole_lsrm.data.behaviors import behavior_split
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model import get_model_class
+from recbole_lsrm.pipeline import run
+
+from conftest import TINY
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BEHAVIORS = {"behavior_field": "behavior", "target_behavior": "buy"}
+
+
+def write_log(root: Path, n_users: int = 40, length: int = 23, seed: int = 0) -> Path:
+    """Users view items in a cycle and buy every third one (the item they viewed just before)."""
+    rng = np.random.default_rng(seed)
+    lines = ["user_id:token\titem_id:token\tbehavior:token\ttimestamp:float"]
+    for u in range(n_users):
+        start = int(rng.integers(20))
+        for t in range(length):
+            item = (start + t // 2) % 20
+            behavior = "buy" if t % 3 == 2 else ("cart" if t % 6 == 1 else "view")
+            lines.append(f"u{u}\ti{item}\t{behavior}\t{1000 + t}")
+    (root / "mb").mkdir(parents=True, exist_ok=True)
+    (root / "mb" / "mb.inter").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def build(root: Path, **options):
+    model_class = get_model_class("LSRM")
+    config = LSRMConfig(model_class, "mb", None, {**TINY, **BEHAVIORS, "data_path": str(root), **options})
+    dataset = create_dataset(config, model_class)
+    return config, dataset, dataset.build()
+
+
+def test_the_split_holds_out_the_last_two_targets_and_leaves_out_the_future():
+    starts, lengths = np.array([0, 9]), np.array([9, 3])
+    is_target = np.array([0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1], bool)
+    train_len, valid_at, test_at, has_valid, has_test = behavior_split(starts, lengths, is_target)
+    assert list(train_len) == [5, 2] and list(test_at) == [7, 11] and valid_at[0] == 5
+    assert list(has_valid) == [True, False] and list(has_test) == [True, True]
+
+
+def test_targets_are_the_target_behaviours_and_every_behaviour_is_input(tmp_path):
+    config, dataset, (train, valid, test) = build(write_log(tmp_path))
+    buy = dataset.field2token_id["behavior"]["buy"]
+    assert (test.inter_feat["behavior"].numpy() == buy).all() and (valid.inter_feat["behavior"].numpy() == buy).all()
+    histories = test.inter_feat["behavior_list"].numpy()
+    assert (histories[histories > 0] != buy).any()  # views and carts are in the histories
+    # the test target is each user's last buy: at offset 20 (t = 21, 22 come after it, left out)
+    raw = dataset.raw_inter_feat
+    first = np.searchsorted(raw["user_id"].numpy(), test.inter_feat["user_id"].numpy())
+    assert (test.inter_feat["item_length"].numpy() == np.minimum(20, config["MAX_ITEM_LIST_LENGTH"])).all()
+    assert (test.inter_feat["item_id"].numpy() == raw["item_id"].numpy()[first + 20]).all()
+    targets = train.inter_feat["target_item_id_list"].numpy()
+    inputs = train.inter_feat["behavior_list"].numpy()
+    kept = targets > 0
+    # a window's target at position p is the next interaction: a buy
+    next_behavior = np.concatenate([inputs[:, 1:], np.zeros((len(inputs), 1), int)], axis=1)
+    inner = kept[:, :-1]
+    assert (next_behavior[:, :-1][inner] == buy).all() and kept.sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["none", "embed"])
+def test_a_model_trains_on_the_target_behaviour(mode, tmp_path):
+    summary = run("LSRM", "mb", options={**TINY, **BEHAVIORS, "behavior_mode": mode, "data_path": str(write_log(tmp_path)),
+                                         "checkpoint_dir": str(tmp_path / "saved"), "topk": [5, 10]})
+    assert summary["test"]["ndcg@10"] > 0
+
+
+def test_input_behaviors_leave_the_others_out_and_say_so(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        _, dataset, _ = build(write_log(tmp_path), input_behaviors=["buy", "cart"])
+    assert set(dataset.field2id_token["behavior"][1:]) == {"buy", "cart"}
+    assert "interactions are of behaviours outside input_behaviors ['buy', 'cart'] and are left out" in caplog.text
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"target_behavior": "fav"}, "behaviour(s) fav never occur in mb.inter (its behavior values: buy, cart, view)"),
+    ({"input_behaviors": ["view"]}, "input_behaviors ['view'] must include the target behaviour 'buy'"),
+    ({"behavior_field": None}, "target_behavior need behavior_field"),
+    ({"target_behavior": None}, "behavior_field: behavior needs target_behavior"),
+    ({"behavior_field": "action"}, "behavior_field: mb.inter has no column 'action'"),
+    ({"tasks": "trajectory"}, "the trajectory task"),
+])
+def test_bad_behaviour_settings_are_named(options, message, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        build(write_log(tmp_path), **options)
+    assert message in str(caught.value)
+
+
+def test_recboles_own_models_refuse_behaviours(tmp_path):
+    with pytest.raises(ConfigError, match="SASRec reads item ids only"):
+        LSRMConfig(get_model_class("SASRec"), "mb", None, {**BEHAVIORS, "data_path": str(write_log(tmp_path))})
