@@ -21,15 +21,17 @@ from recbole_lsrm import distributed
 from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys, fixed_on_resume
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
+from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
-from recbole_lsrm.evaluation.intervals import bootstrap_intervals, save_per_user
+from recbole_lsrm.evaluation.intervals import bootstrap_intervals, metrics_by_group, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging, to_run_log_only
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
 from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks
 from recbole_lsrm.tasks import TaskContext, run_tasks
+from recbole_lsrm.tasks.crossdomain import item_domains
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 from recbole_lsrm.trainer.lsrm_trainer import EpochCallback
 from recbole_lsrm.trainer.run_log import save_curves
@@ -79,6 +81,18 @@ def cpu_threads(config) -> int:
         return int(config["cpu_threads"])
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(torch.get_num_threads(), allowed))
+
+
+def _test_by_domain(data, test_dataset, per_user: dict, config) -> dict[str, dict]:
+    """Every test metric per domain of the held-out item, where items have a domain."""
+    domains = item_domains(data)
+    if domains is None:
+        return {}
+    targets = test_dataset.inter_feat[config["ITEM_ID_FIELD"]].numpy()
+    if len(targets) != len(next(iter(per_user.values()))):
+        return {}
+    names = dict(enumerate(data.field2id_token[DOMAIN_FIELD]))
+    return metrics_by_group(per_user, domains[targets], names)
 
 
 def _nothing_to_train(config, data) -> str:
@@ -221,6 +235,10 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     test_result = {k: float(v) for k, v in (test_result or {}).items()}
     per_user = trainer.last_per_user
     test_intervals = bootstrap_intervals(per_user) if per_user else {}
+    test_by_domain = _test_by_domain(data, test_data.dataset, per_user, config) if per_user else {}
+    for domain, figures in test_by_domain.items():
+        logger.info(set_color(f"test, {domain}", "yellow") + f" ({figures['users']:,} users): "
+                    + ", ".join(f"{k} {figures[k]:.4f}" for k in ("hit@10", "ndcg@10", "celoss") if k in figures))
     logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     if test_intervals:
@@ -251,6 +269,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "test": test_result,
         "test_ce_loss": test_result.get("celoss"),
         "test_intervals": test_intervals,  # 95% bootstrap over test users
+        "test_by_domain": test_by_domain,  # the test users grouped by their target item's domain
         "eval_mask_history": bool(config["eval_mask_history"]),
         "seed": config["seed"],
         "device": str(config["device"]),

@@ -1,4 +1,7 @@
-"""Names of the fields the all-position data path adds to RecBole's interactions."""
+"""Names of the fields the all-position data path adds to RecBole's interactions, and the item
+field that names an item's domain (the Amazon mix's ``.item``)."""
+
+DOMAIN_FIELD = "domain"
 
 
 def target_list_field(config) -> str:

@@ -55,6 +55,7 @@ from recbole.utils import FeatureSource, FeatureType
 
 from recbole_lsrm.data.atomic_file import AtomicFileMixin
 from recbole_lsrm.data.behaviors import behavior_split
+from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.data.fields import target_list_field, target_time_list_field
 from recbole_lsrm.data.task_split import TaskHoldOutMixin, user_spans
 from recbole_lsrm.errors import ConfigError
@@ -67,11 +68,32 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         self._hold_out_for_tasks()
         super().data_augmentation()
 
+    def _keep_domains(self) -> None:
+        """``domains``: only the interactions whose item is of one of them (one domain's own
+        sequences, to set against a model trained on the mix)."""
+        wanted = self.config["domains"] if "domains" in self.config else None
+        if not wanted:
+            return
+        feat = getattr(self, "item_feat", None)
+        if feat is None or DOMAIN_FIELD not in feat:
+            raise ConfigError(f"domains {wanted} needs an item field '{DOMAIN_FIELD}' in {self.dataset_name}.item "
+                              f"(and load_col item: [{self.iid_field}, {DOMAIN_FIELD}])")
+        known = sorted(set(feat[DOMAIN_FIELD].astype(str)))
+        unknown = [d for d in wanted if str(d) not in known]
+        if unknown:
+            raise ConfigError(f"domains: {', '.join(map(str, unknown))} not among {self.dataset_name}'s domains "
+                              f"({', '.join(known)})")
+        items = set(feat.loc[feat[DOMAIN_FIELD].astype(str).isin([str(d) for d in wanted]), self.iid_field])
+        keep = self.inter_feat[self.iid_field].isin(items).to_numpy()
+        self.logger.warning(f"domains {wanted}: {int(keep.sum()):,} of {len(keep):,} interactions kept")
+        self.inter_feat = self.inter_feat[keep].reset_index(drop=True)
+
     def _data_filtering(self) -> None:
-        """RecBole's filters, then the ``.item`` and ``.user`` rows of items and users that have no
+        """RecBole's filters, the ``domains`` asked for, then the ``.item`` and ``.user`` rows of items and users that have no
         interaction are left out (counted in the log): they would enter the catalogue as items
         no one ever chose, ranked with all others."""
         super()._data_filtering()
+        self._keep_domains()
         for feat_name, field in (("item_feat", self.iid_field), ("user_feat", self.uid_field)):
             feat = getattr(self, feat_name, None)
             if feat is None or field not in feat:

@@ -62,6 +62,20 @@ def bootstrap_intervals(
     return out
 
 
+def metrics_by_group(per_user: dict[str, np.ndarray], groups: np.ndarray, names: dict[int, str]) -> dict[str, dict]:
+    """Each group's mean of every per-user metric (rows of ``per_user`` in the order of
+    ``groups``), its number of users and its 95% bootstrap intervals."""
+    out = {}
+    for group in np.unique(groups):
+        rows = groups == group
+        part = {name: values[rows] for name, values in per_user.items()}
+        out[names.get(int(group), str(group))] = {
+            "users": int(rows.sum()), **{name: float(values.mean()) for name, values in part.items()},
+            "ci95": bootstrap_intervals(part),
+        }
+    return out
+
+
 def paired_difference(
     a: dict[str, np.ndarray], b: dict[str, np.ndarray], metric: str,
     n_resamples: int = N_RESAMPLES, level: float = LEVEL, seed: int = SEED,

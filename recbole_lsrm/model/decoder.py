@@ -10,7 +10,7 @@ from torch import nn
 from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 
-from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.fields import DOMAIN_FIELD, target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
@@ -64,6 +64,15 @@ class AllPositionDecoder(NextItemModel):
         embed = behavior_field is not None and self.option(config, "behavior_mode") == "embed"
         self.BEHAVIOR_SEQ = f"{behavior_field}{config['LIST_SUFFIX']}" if behavior_field else None
         self.behavior_embedding = nn.Embedding(dataset.num(behavior_field), self.d_model, padding_idx=0) if embed else None
+        # Several domains (domain_embedding): each input item's domain, looked up from a buffer.
+        self.domain_embedding = None
+        if self.option(config, "domain_embedding"):
+            feat = getattr(dataset, "item_feat", None)
+            if feat is None or DOMAIN_FIELD not in feat.columns:
+                raise ConfigError(f"domain_embedding needs an item field '{DOMAIN_FIELD}' in {config['dataset']}.item "
+                                  f"(load_col item: [{config['ITEM_ID_FIELD']}, {DOMAIN_FIELD}])")
+            self.register_buffer("item_domains", feat[DOMAIN_FIELD].long(), persistent=False)
+            self.domain_embedding = nn.Embedding(dataset.num(DOMAIN_FIELD), self.d_model, padding_idx=0)
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
         self.sampled_softmax = self.option(config, "sampled_softmax")
@@ -133,6 +142,8 @@ class AllPositionDecoder(NextItemModel):
         """(B, T, d) the input tokens of (B, T) item ids: the items' vectors, plus the row's user
         features at every position and each interaction's behaviour embedding (``side``)."""
         x = self.item_embedding(item_seq) if self.item_features is None else self.item_vectors()[item_seq]
+        if self.domain_embedding is not None:
+            x = x + self.domain_embedding(self.item_domains[item_seq])  # (B, T, d)
         if side is not None:
             if side.users is not None and self.user_features is not None:
                 x = x + self.user_features.rows(side.users).unsqueeze(1)  # (B, 1, d): every position

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.tasks.context import TaskContext
 
-DOMAIN_FIELD = "domain"
 
 
 def item_domains(dataset) -> np.ndarray | None:
