@@ -72,7 +72,7 @@ ADAM_PHASE_LEARNERS = ("adam", "adamw")
 LR_SCHEDULERS = ("constant", "cosine")
 DROPOUT_SCHEDULES = ("constant", "early", "late")
 FEATURE_FUSIONS = ("none", "mean")
-BEHAVIOR_MODES = ("none", "embed")
+BEHAVIOR_MODES = ("none", "embed", "token")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 CHOICES: dict[str, tuple[str, ...]] = {
     "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,

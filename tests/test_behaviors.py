@@ -73,11 +73,39 @@ def test_targets_are_the_target_behaviours_and_every_behaviour_is_input(tmp_path
     assert (next_behavior[:, :-1][inner] == buy).all() and kept.sum() > 0
 
 
-@pytest.mark.parametrize("mode", ["none", "embed"])
-def test_a_model_trains_on_the_target_behaviour(mode, tmp_path):
-    summary = run("LSRM", "mb", options={**TINY, **BEHAVIORS, "behavior_mode": mode, "data_path": str(write_log(tmp_path)),
-                                         "checkpoint_dir": str(tmp_path / "saved"), "topk": [5, 10]})
+@pytest.mark.parametrize("model,mode", [("LSRM", "none"), ("LSRM", "embed"), ("LSRM", "token"), ("HSTU", "token"),
+                                        ("Llama", "token")])
+def test_a_model_trains_on_the_target_behaviour(model, mode, tmp_path):
+    summary = run(model, "mb", options={**TINY, **BEHAVIORS, "behavior_mode": mode, "data_path": str(write_log(tmp_path)),
+                                        "checkpoint_dir": str(tmp_path / "saved"), "topk": [5, 10]})
     assert summary["test"]["ndcg@10"] > 0
+
+
+@pytest.mark.parametrize("model", ["LSRM", "HSTU", "Llama"])
+def test_behaviour_tokens_double_the_row_and_keep_it_causal(model, tmp_path):
+    import torch
+
+    from recbole_lsrm.model.decoder import SideInputs
+
+    config, dataset, (train, _, _) = build(write_log(tmp_path), behavior_mode="token")
+    net = get_model_class(model)(config, train).eval()
+    assert net.token_length == 2 * config["MAX_ITEM_LIST_LENGTH"]
+    items = torch.randint(1, 20, (2, 8))
+    behaviors = torch.randint(1, 4, (2, 8))
+    times = torch.arange(8, dtype=torch.float64).expand(2, 8) + 1000.0
+    batch = {"item_id_list": items, "behavior_list": behaviors, "timestamp_list": times, "item_length": torch.tensor([8, 8])}
+    changed = dict(batch, behavior_list=behaviors.clone())
+    changed["behavior_list"][:, 5] = behaviors[:, 5] % 3 + 1
+    with torch.no_grad():
+        before, after = net.hidden_states(batch), net.hidden_states(changed)
+    assert before.shape == (2, 8, config["d_model"])
+    assert torch.equal(before[:, :5], after[:, :5]) and not torch.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_behaviour_tokens_need_room_in_the_attention_divisor(tmp_path):
+    with pytest.raises(ConfigError, match="attention_divisor=60 is below the 100 tokens of a row"):
+        run("HSTU", "mb", options={**TINY, **BEHAVIORS, "behavior_mode": "token", "attention_divisor": 60,
+                                   "data_path": str(write_log(tmp_path)), "checkpoint_dir": str(tmp_path / "saved"), "topk": [5, 10]})
 
 
 def test_input_behaviors_leave_the_others_out_and_say_so(tmp_path, caplog):

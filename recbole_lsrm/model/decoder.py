@@ -51,8 +51,12 @@ class AllPositionDecoder(NextItemModel):
         self.TIME_FIELD = config["TIME_FIELD"]
         self.TIME_SEQ = config["TIME_FIELD"] + config["LIST_SUFFIX"]
         self.item_embedding = nn.Embedding(self.n_items, self.d_model, padding_idx=0)
+        # behavior_mode: token puts each interaction's behaviour after its item as a token of its
+        # own: every row holds two tokens per interaction, and the tables are sized for them.
+        self.tokens_per_item = 2 if self.option(config, "behavior_mode") == "token" else 1
+        self.token_length = self.tokens_per_item * self.max_seq_length
         if self.position_table:
-            self.position_embedding = nn.Embedding(self.max_seq_length, self.d_model)
+            self.position_embedding = nn.Embedding(self.token_length, self.d_model)
         self.embedding_dropout = Dropout()  # at the bottom layer's rate
         # Side information (feature_fusion: mean): an item's features join its id embedding in
         # the input and in the scores; a user's are added to every input position.
@@ -61,7 +65,7 @@ class AllPositionDecoder(NextItemModel):
         self.USER_ID = config["USER_ID_FIELD"]
         # Several behaviours, given explicitly (behavior_mode: embed): one embedding per behaviour.
         behavior_field = self.option(config, "behavior_field")
-        embed = behavior_field is not None and self.option(config, "behavior_mode") == "embed"
+        embed = behavior_field is not None and self.option(config, "behavior_mode") in ("embed", "token")
         self.BEHAVIOR_SEQ = f"{behavior_field}{config['LIST_SUFFIX']}" if behavior_field else None
         self.behavior_embedding = nn.Embedding(dataset.num(behavior_field), self.d_model, padding_idx=0) if embed else None
         # Several domains (domain_embedding): each input item's domain, looked up from a buffer.
@@ -107,7 +111,7 @@ class AllPositionDecoder(NextItemModel):
     # hidden_states(interaction) and non_embedding_params_for(sizes) (NextItemModel).
     def mixing_flops_per_position(self) -> float:
         """The attention scores and their weighted sum: 6 * n_layers * T * d per position."""
-        return 6.0 * self.n_layers * self.max_seq_length * self.d_model
+        return 6.0 * self.n_layers * self.token_length * self.d_model * self.tokens_per_item
 
     # --- layer-wise adaptive dropout ---------------------------------------------------
     def set_layer_dropout(self, rates: list[float]) -> None:
@@ -144,12 +148,26 @@ class AllPositionDecoder(NextItemModel):
         x = self.item_embedding(item_seq) if self.item_features is None else self.item_vectors()[item_seq]
         if self.domain_embedding is not None:
             x = x + self.domain_embedding(self.item_domains[item_seq])  # (B, T, d)
-        if side is not None:
-            if side.users is not None and self.user_features is not None:
-                x = x + self.user_features.rows(side.users).unsqueeze(1)  # (B, 1, d): every position
-            if side.behaviors is not None and self.behavior_embedding is not None:
-                x = x + self.behavior_embedding(side.behaviors)  # (B, T, d)
-        return x
+        if side is not None and side.users is not None and self.user_features is not None:
+            x = x + self.user_features.rows(side.users).unsqueeze(1)  # (B, 1, d): every position
+        if self.behavior_embedding is None:
+            return x
+        if side is None or side.behaviors is None:
+            raise ConfigError(f"behavior_mode needs each input's behaviour ('{self.BEHAVIOR_SEQ}'), and the rows have none")
+        behaviors = self.behavior_embedding(side.behaviors)  # (B, T, d)
+        if self.tokens_per_item == 1:
+            return x + behaviors
+        return torch.stack([x, behaviors], dim=2).flatten(1, 2)  # (B, 2T, d): item, its behaviour, item, ...
+
+    def expand_tokens(self, values: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, T) per-interaction values (times) for every token of the row: (B, 2T) in token mode."""
+        if values is None or self.tokens_per_item == 1:
+            return values
+        return values.repeat_interleave(self.tokens_per_item, dim=1)
+
+    def item_positions(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) the states that predict each next item: in token mode, those after each behaviour token."""
+        return hidden if self.tokens_per_item == 1 else hidden[:, self.tokens_per_item - 1 :: self.tokens_per_item]
 
     def side_inputs(self, interaction) -> SideInputs | None:
         """What the rows give besides item ids and times (their users, their interactions'

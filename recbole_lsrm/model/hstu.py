@@ -196,7 +196,11 @@ class HSTU(AllPositionDecoder):
         self.input_scale = math.sqrt(self.d_model) if settings["input_scale"] else 1.0
         self.hstu_init = settings["hstu_init"]
         self.time_query = settings["time_query"]
-        self.attention_divisor = self.option(config, "attention_divisor") or self.max_seq_length
+        self.attention_divisor = self.option(config, "attention_divisor") or self.token_length
+        if self.attention_divisor < self.token_length:
+            raise ConfigError(f"attention_divisor={self.attention_divisor} is below the {self.token_length} tokens of a row "
+                              f"(MAX_ITEM_LIST_LENGTH={self.max_seq_length}" + (", twice with behavior_mode: token)"
+                              if self.tokens_per_item > 1 else ")") + ": the weights would sum past 1")
         self.TARGET_TIME_SEQ = target_time_list_field(config)
         num_time_buckets = None
         if self.rab_kind == "position_time":
@@ -205,14 +209,14 @@ class HSTU(AllPositionDecoder):
         self.num_time_buckets = num_time_buckets
 
         def bias_table() -> RelativeAttentionBias | None:
-            return relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads, num_time_buckets)[0]
+            return relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads, num_time_buckets)[0]
 
         per_block = bool(settings["rab_per_block"])
         self.rab = None if per_block else bias_table()  # shared: gathered once per batch
-        self.rotary = relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads)[1]
+        self.rotary = relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads)[1]
         self.blocks = nn.ModuleList(
             HSTUBlock(
-                self.d_model, self.n_heads, self.max_seq_length, self.attn_activation, self.gating, rate,
+                self.d_model, self.n_heads, self.token_length, self.attn_activation, self.gating, rate,
                 divisor=self.attention_divisor, layer_norm=settings["layer_norm"], uvqk_bias=bool(settings["uvqk_bias"]),
                 rab=bias_table() if per_block else None, rotary=self.rotary,
             )
@@ -275,11 +279,11 @@ class HSTU(AllPositionDecoder):
         target``); by default each input's own time. ``side``: the rows' users and behaviours,
         where the model uses them.
         """
-        T = item_seq.size(1)
         if self.rab_kind == "position_time" and timestamps is None:
             raise ConfigError(f"HSTU with rab: position_time needs the '{self.TIME_SEQ}' timestamps")
+        embedded = self.input_items(item_seq, side)  # (B, T, d); (B, 2T, d) with behaviour tokens
+        T = embedded.size(1)
         positions = torch.arange(T, device=item_seq.device)
-        embedded = self.input_items(item_seq, side)
         if self.input_scale != 1.0:
             embedded = embedded * self.input_scale
         x = self.embedding_dropout(embedded + self.position_embedding(positions))  # (B, T, d)
@@ -314,7 +318,8 @@ class HSTU(AllPositionDecoder):
     def hidden_states(self, interaction) -> torch.Tensor:
         side = self.side_inputs(interaction)
         if self.rab_kind != "position_time":
-            return self(interaction[self.ITEM_SEQ], side=side)  # through __call__ for compile()
+            return self.item_positions(self(interaction[self.ITEM_SEQ], side=side))  # through __call__ for compile()
         timestamps = interaction[self.TIME_SEQ]
         queries = self.query_times(interaction, timestamps) if self.time_query == "target" else None
-        return self(interaction[self.ITEM_SEQ], timestamps, queries, side)  # (B, T, d)
+        hidden = self(interaction[self.ITEM_SEQ], self.expand_tokens(timestamps), self.expand_tokens(queries), side)
+        return self.item_positions(hidden)  # (B, T, d)

@@ -138,7 +138,7 @@ class Llama(AllPositionDecoder):
         if self.num_time_buckets is not None:
             self.check_time_input(config, dataset)
         # Built once for the longest length: every block shares the rotary tables.
-        self.rab, self.rotary = relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads,
+        self.rab, self.rotary = relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads,
                                                  self.num_time_buckets)
         self.final_norm = RMSNorm(self.d_model, eps)
         self.set_layer_dropout(self.layer_dropout)
@@ -159,8 +159,8 @@ class Llama(AllPositionDecoder):
                 side: SideInputs | None = None) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
         in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
-        T = item_seq.size(1)
-        x = self.embedding_dropout(self.input_items(item_seq, side))  # (B, T, d)
+        x = self.embedding_dropout(self.input_items(item_seq, side))  # (B, T, d); (B, 2T, d) with behaviour tokens
+        T = x.size(1)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
             buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
@@ -173,5 +173,5 @@ class Llama(AllPositionDecoder):
         side = self.side_inputs(interaction)
         if self.num_time_buckets is None and side is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
-        return self(interaction[self.ITEM_SEQ], times, side)
+        times = self.expand_tokens(interaction[self.TIME_SEQ]) if self.num_time_buckets is not None else None
+        return self.item_positions(self(interaction[self.ITEM_SEQ], times, side))

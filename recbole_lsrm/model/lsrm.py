@@ -89,7 +89,7 @@ class LSRM(AllPositionDecoder):
         self.num_time_buckets = config["num_time_buckets"] if self.rab_kind == "position_time" else None
         if self.num_time_buckets is not None:
             self.check_time_input(config, dataset)
-        self.rab, self.rotary = relative_modules(self.rab_kind, self.max_seq_length, self.d_model // self.n_heads,
+        self.rab, self.rotary = relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads,
                                                  self.num_time_buckets)
         self.final_norm = nn.LayerNorm(self.d_model)
         self.set_layer_dropout(self.layer_dropout)
@@ -113,9 +113,9 @@ class LSRM(AllPositionDecoder):
                 side: SideInputs | None = None) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
         in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
-        T = item_seq.size(1)
-        positions = torch.arange(T, device=item_seq.device)
-        x = self.input_items(item_seq, side) + self.position_embedding(positions)  # (B, T, d)
+        x = self.input_items(item_seq, side)  # (B, T, d); (B, 2T, d) with behaviour tokens
+        T = x.size(1)
+        x = x + self.position_embedding(torch.arange(T, device=item_seq.device))
         x = self.embedding_dropout(x)
         bias = None
         if self.rab is not None:  # once per batch, shared by every block
@@ -129,5 +129,5 @@ class LSRM(AllPositionDecoder):
         side = self.side_inputs(interaction)
         if self.num_time_buckets is None and side is None:
             return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        times = interaction[self.TIME_SEQ] if self.num_time_buckets is not None else None
-        return self(interaction[self.ITEM_SEQ], times, side)
+        times = self.expand_tokens(interaction[self.TIME_SEQ]) if self.num_time_buckets is not None else None
+        return self.item_positions(self(interaction[self.ITEM_SEQ], times, side))
