@@ -1,4 +1,4 @@
-"""An LSRM training epoch on ML-1M with side information against the id-only epoch, side by side.
+"""LSRM training epochs with side information or behaviours against the id-only epoch, side by side.
 
     python benchmarks/side_info_speed.py [--scale=l2] [--max-len=50] [--datasets=../shared/datasets]
 
@@ -7,13 +7,19 @@ when absent; nothing is copied into the project). Both runs build the plugin's o
 model and trainer at the same scale and time one whole training epoch each (after two untimed
 warm-up steps): the id-only model, then ``feature_fusion: mean`` with the movies' genres and
 release year as item features and the users' gender, age and occupation as user features.
-Prints both epoch times and their ratio (the target: at most 1.3x).
+Prints both epoch times and their ratio (the target: at most 1.3x). Then, where
+``retailrocket-mb/retailrocket-mb.inter.xz`` is there too, the same for behaviours on that log
+(target buy): ``behavior_mode: none`` against ``embed`` (the same rows with a behaviour
+embedding) and ``token`` (twice the tokens, so about twice the time or more, as documented).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import lzma
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +31,7 @@ FEATURES = {"item_features": ["genre", "release_year"], "user_features": ["gende
             "feature_fusion": "mean"}
 
 
-def epoch_time(options: dict, data_path: Path, work: Path) -> dict:
+def epoch_time(options: dict, data_path: Path, work: Path, dataset: str = "ml-1m") -> dict:
     from recbole.utils import init_seed
 
     from recbole_lsrm.config import LSRMConfig
@@ -36,7 +42,7 @@ def epoch_time(options: dict, data_path: Path, work: Path) -> dict:
 
     keep_freed_memory()
     model_class = get_model_class("LSRM")
-    config = LSRMConfig(model_class, "ml-1m", None, {
+    config = LSRMConfig(model_class, dataset, None, {
         **options, "state": "WARNING", "show_progress": False, "data_path": str(data_path),
         "checkpoint_dir": str(work / "saved"), "log_tensorboard": False,
     })
@@ -77,7 +83,26 @@ def main() -> int:
         print(f"{name:>22}: one epoch {r['epoch_s']:6.1f} s ({r['batches']} batches, {r['positions']:,} positions, "
               f"{r['params']:,} parameters, training loss {r['loss']:.4f})")
     print(f"ratio: {fused['epoch_s'] / ids['epoch_s']:.2f}x (target: at most 1.3x)")
-    print(json.dumps({"ids": ids, "features": fused, "ratio": fused["epoch_s"] / ids["epoch_s"]}))
+    record = {"ids": ids, "features": fused, "ratio": fused["epoch_s"] / ids["epoch_s"]}
+    log = args.datasets / "retailrocket-mb" / "retailrocket-mb.inter.xz"
+    if log.is_file():
+        with tempfile.TemporaryDirectory(prefix="behaviours-") as folder:
+            data_path = Path(folder) / "data"
+            (data_path / "retailrocket-mb").mkdir(parents=True)
+            with lzma.open(log) as packed, open(data_path / "retailrocket-mb" / "retailrocket-mb.inter", "wb") as out:
+                shutil.copyfileobj(packed, out)
+            base = {"scale": args.scale, "MAX_ITEM_LIST_LENGTH": args.max_len, "behavior_field": "behavior",
+                    "target_behavior": "buy"}
+            times = {mode: epoch_time({**base, "behavior_mode": mode}, data_path, Path(folder) / mode, "retailrocket-mb")
+                     for mode in ("none", "embed", "token")}
+        print(f"\nRetailRocket (view / cart / buy, target buy), LSRM {args.scale}, windows of {args.max_len}:")
+        for mode, r in times.items():
+            print(f"{'behavior_mode: ' + mode:>22}: one epoch {r['epoch_s']:6.1f} s "
+                  f"({r['epoch_s'] / times['none']['epoch_s']:.2f}x of none)")
+        record["behaviours"] = times
+    else:
+        print(f"(behaviours skipped: {log} not found)")
+    print(json.dumps(record))
     return 0
 
 

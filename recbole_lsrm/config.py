@@ -336,7 +336,8 @@ class LSRMConfig(Config):
         resolve_feature_columns(final)
         resolve_behaviors(final)
         if not getattr(self.model_class, "feature_inputs", False):
-            for key, off in (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False)):
+            for key, off in (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False),
+                             ("test_inter", False)):
                 if (final[key] or off) != off:
                     raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
                                       f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")

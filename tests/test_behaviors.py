@@ -132,3 +132,22 @@ def test_bad_behaviour_settings_are_named(options, message, tmp_path):
 def test_recboles_own_models_refuse_behaviours(tmp_path):
     with pytest.raises(ConfigError, match="SASRec reads item ids only"):
         LSRMConfig(get_model_class("SASRec"), "mb", None, {**BEHAVIORS, "data_path": str(write_log(tmp_path))})
+
+
+def test_a_given_test_file_holds_the_test_items(tmp_path, caplog):
+    root = write_log(tmp_path)
+    lines = ["user_id:token\titem_id:token\tbehavior:token"] + [f"u{u}\ti{(u * 7) % 20}\tbuy" for u in range(40)]
+    lines.append("ghost\ti1\tbuy")  # a user with no history
+    (root / "mb" / "mb.test.inter").write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        _, dataset, (_, valid, test) = build(root, test_inter=True)
+    tokens = dataset.field2id_token
+    users = [tokens["user_id"][u] for u in test.inter_feat["user_id"].numpy()]
+    items = [tokens["item_id"][i] for i in test.inter_feat["item_id"].numpy()]
+    assert items == [f"i{(int(u[1:]) * 7) % 20}" for u in users] and len(users) == 40
+    # the validation target is each user's last buy of the .inter (offset 20), the test row's input is all of it
+    assert (valid.inter_feat["item_length"].numpy() == 20).all() and (test.inter_feat["item_length"].numpy() == 23).all()
+    assert "1 test rows of users without interactions are left out" in caplog.text
+    with pytest.raises(Exception, match="mb.test.inter not found"):
+        (root / "mb" / "mb.test.inter").unlink()
+        build(root, test_inter=True)

@@ -44,9 +44,11 @@ reference sorts.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recbole.data.dataset import SequentialDataset
@@ -58,7 +60,7 @@ from recbole_lsrm.data.behaviors import behavior_split
 from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.data.fields import target_list_field, target_time_list_field
 from recbole_lsrm.data.task_split import TaskHoldOutMixin, user_spans
-from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.errors import ConfigError, DatasetError
 
 
 class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDataset):
@@ -165,7 +167,37 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.behavior_field = config["behavior_field"] if "behavior_field" in config else None
         self.target_behavior = config["target_behavior"] if self.behavior_field else None
         self.input_behaviors = (config["input_behaviors"] or None) if self.behavior_field else None
+        self.test_inter = bool(config["test_inter"]) if "test_inter" in config else False
         super().__init__(config)
+
+    def _load_inter_feat(self, token, dataset_path) -> None:
+        """The ``.inter``, and with ``test_inter`` the given test rows of ``<dataset>.test.inter``
+        placed after each user's last interaction (their own timestamps, if any, are not used): the
+        leave-one-out split then takes them as the test targets, as the logs' papers evaluate."""
+        super()._load_inter_feat(token, dataset_path)
+        if not self.test_inter:
+            return
+        path = os.path.join(dataset_path, f"{token}.test.inter")
+        if not os.path.isfile(path):
+            raise DatasetError(f"test_inter: {path} not found (each user's held-out item: user_id, item_id, ...)")
+        test = self._load_feat(path, FeatureSource.INTERACTION)
+        inter, uid, time = self.inter_feat, self.uid_field, self.time_field
+        missing = [c for c in (uid, self.iid_field) if c not in test.columns]
+        if missing:
+            raise DatasetError(f"{path}: no column(s) {', '.join(missing)}")
+        last = inter.groupby(uid)[time].max()
+        known = test[uid].isin(last.index).to_numpy()
+        if not known.all():
+            self.logger.warning(f"{path}: {int((~known).sum()):,} test rows of users without interactions are left out")
+            test = test[known]
+        unseen = int((~test[self.iid_field].isin(set(inter[self.iid_field]))).sum())
+        if unseen:
+            self.logger.warning(f"{path}: {unseen:,} test items never occur in {token}.inter (no model can rank them high)")
+        test = test.assign(**{time: test[uid].map(last).to_numpy() + 1.0})
+        for column in inter.columns:
+            if column not in test.columns:
+                test[column] = 0.0 if inter[column].dtype.kind == "f" else ""
+        self.inter_feat = pd.concat([inter, test[list(inter.columns)]], ignore_index=True)
 
     def _data_filtering(self) -> None:
         """With several behaviours: the named field must be there, the target behaviour must occur,
