@@ -21,6 +21,7 @@ from recbole_lsrm import distributed
 from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys, fixed_on_resume
 from recbole_lsrm.cpu_allocator import keep_freed_memory
 from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
+from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
@@ -31,7 +32,6 @@ from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
 from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks
 from recbole_lsrm.tasks import TaskContext, run_tasks
-from recbole_lsrm.tasks.crossdomain import item_domains
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 from recbole_lsrm.trainer.lsrm_trainer import EpochCallback
 from recbole_lsrm.trainer.run_log import save_curves

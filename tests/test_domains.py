@@ -71,11 +71,29 @@ def test_a_domain_embedding_joins_the_input(tmp_path):
 
 @pytest.mark.parametrize("options,message", [
     ({"domains": ["Toys"]}, "domains: Toys not among mix's domains (Beauty, Sports)"),
-    ({"domains": ["Beauty"], "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}, "needs an item field 'domain'"),
+    ({"domains": ["Beauty"], "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}, "needs each item's 'domain'"),
     ({"domain_embedding": True, "load_col": {"inter": ["user_id", "item_id", "timestamp"]}},
-     "domain_embedding needs an item field 'domain'"),
+     "domain_embedding needs each item's 'domain'"),
 ])
 def test_bad_domain_settings_are_named(options, message, tmp_path):
     with pytest.raises(ConfigError) as caught:
         train(write_mix(tmp_path), **options)
     assert message in str(caught.value)
+
+
+def test_domains_named_in_the_inter_work_too(tmp_path):
+    """The Amazon 2014 Beauty + Sports file names each interaction's domain in the .inter itself."""
+    root = write_mix(tmp_path)
+    inter = (root / "mix" / "mix.inter").read_text().splitlines()
+    rows = [inter[0] + "\tdomain:token"] + [line + ("\tBeauty" if line.split("\t")[1].startswith("a") else "\tSports")
+                                             for line in inter[1:]]
+    (root / "mix" / "mix.inter").write_text("\n".join(rows) + "\n")
+    (root / "mix" / "mix.item").unlink()
+    summary = run("HSTU", "mix", options={**TINY, "data_path": str(root), "topk": [5, 10], "domain_embedding": True,
+                                          "checkpoint_dir": str(root / "saved"), "tasks": "crossdomain",
+                                          "load_col": {"inter": ["user_id", "item_id", "timestamp", "domain"]}})
+    assert set(summary["test_by_domain"]) == {"Beauty", "Sports"}
+    alone = run("LSRM", "mix", options={**TINY, "data_path": str(root), "topk": [5, 10], "domains": ["Sports"],
+                                        "checkpoint_dir": str(root / "saved2"),
+                                        "load_col": {"inter": ["user_id", "item_id", "timestamp", "domain"]}})
+    assert set(alone["test_by_domain"]) == {"Sports"}

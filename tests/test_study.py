@@ -192,3 +192,37 @@ def test_the_backbone_sections_report_depth_trends_and_variants(tmp_path):
     assert "- GPT (LSRM): 2 -> 4 level, 4 -> 8 worse; no step is better beyond the intervals" in text
     assert "HSTU: hstu-softmax" in text and "0.3298 (softmax instead of SiLU)" in text
     assert "Joint law" not in text  # no size or converged trials: no joint law
+
+
+def test_the_data_comes_with_its_item_user_and_test_files(tmp_path):
+    import io as _io
+    import lzma
+
+    from recbole_lsrm.study.runner import prepare_data
+    from recbole_lsrm.study.spec import load_study
+
+    for kind, text in (("inter", "user_id:token\titem_id:token\ttimestamp:float\nu1\ti1\t1\n"),
+                       ("item", "item_id:token\tgenre:token_seq\ni1\tDrama\n"),
+                       ("test.inter", "user_id:token\titem_id:token\nu1\ti1\n")):
+        (tmp_path / f"d.{kind}.xz").write_bytes(lzma.compress(text.encode()))
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\ndataset: d\ndata: d.inter.xz\nwork: w\nreport: r\nsweeps: [{name: a, sizes: [1x16]}]\n")
+    data_path = prepare_data(load_study(study), _io.StringIO())
+    assert sorted(p.name for p in (data_path / "d").glob("d.*")) == ["d.inter", "d.item", "d.test.inter"]
+
+
+def test_the_compare_section_lists_every_setting_and_each_domain(tmp_path):
+    from recbole_lsrm.study.report import write_study_report
+
+    rows = []
+    for sweep, ndcg in (("hstu-joint", 0.05), ("hstu-beauty", 0.06)):
+        rows.append({"sweep": sweep, "section": "compare", "held_out": False, "key": "nl2-f100-s2020", "size": "nl2",
+                     "model": "HSTU", "dataset": "amz", "base_dataset": "amz", "n_layers": 2, "N": 100,
+                     "test_ce_loss": 9.0, "test_ndcg@10": ndcg, "test_ndcg@10_lo": ndcg - 0.01,
+                     "test_ndcg@10_hi": ndcg + 0.01, "domain Beauty: ndcg@10": ndcg,
+                     "domain Beauty: ndcg@10_lo": ndcg - 0.02, "domain Beauty: ndcg@10_hi": ndcg + 0.02})
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = write_study_report(path, tmp_path, title="domains").markdown.read_text()
+    assert "## Settings compared" in text and "| hstu-beauty | HSTU | 2 |" in text
+    assert "per domain of the held-out item" in text and "0.0600 [0.0400, 0.0800]" in text

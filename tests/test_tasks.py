@@ -178,7 +178,7 @@ def test_crossdomain_classifies_test_cases(two_domains):
 
 
 def test_crossdomain_without_domains_is_a_clear_error(tiny_dataset, run_options):
-    with pytest.raises(ConfigError, match="needs an item field 'domain'"):
+    with pytest.raises(ConfigError, match="needs each item's 'domain'"):
         run("LSRM", "cyclic", options={**run_options, **tiny_dataset, "tasks": "crossdomain", "epochs": 1})
 
 

@@ -77,15 +77,20 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         if not wanted:
             return
         feat = getattr(self, "item_feat", None)
-        if feat is None or DOMAIN_FIELD not in feat:
-            raise ConfigError(f"domains {wanted} needs an item field '{DOMAIN_FIELD}' in {self.dataset_name}.item "
-                              f"(and load_col item: [{self.iid_field}, {DOMAIN_FIELD}])")
-        known = sorted(set(feat[DOMAIN_FIELD].astype(str)))
+        if feat is not None and DOMAIN_FIELD in feat:
+            source = feat
+        elif DOMAIN_FIELD in self.inter_feat:
+            source = self.inter_feat
+        else:
+            raise ConfigError(f"domains {wanted} needs each item's '{DOMAIN_FIELD}': an item field in "
+                              f"{self.dataset_name}.item (and load_col item: [{self.iid_field}, {DOMAIN_FIELD}]) "
+                              f"or a {DOMAIN_FIELD} column in the .inter")
+        known = sorted(set(source[DOMAIN_FIELD].astype(str)))
         unknown = [d for d in wanted if str(d) not in known]
         if unknown:
             raise ConfigError(f"domains: {', '.join(map(str, unknown))} not among {self.dataset_name}'s domains "
                               f"({', '.join(known)})")
-        items = set(feat.loc[feat[DOMAIN_FIELD].astype(str).isin([str(d) for d in wanted]), self.iid_field])
+        items = set(source.loc[source[DOMAIN_FIELD].astype(str).isin([str(d) for d in wanted]), self.iid_field])
         keep = self.inter_feat[self.iid_field].isin(items).to_numpy()
         self.logger.warning(f"domains {wanted}: {int(keep.sum()):,} of {len(keep):,} interactions kept")
         self.inter_feat = self.inter_feat[keep].reset_index(drop=True)

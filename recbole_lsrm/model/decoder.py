@@ -10,6 +10,7 @@ from torch import nn
 from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 
+from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD, target_list_field
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
@@ -71,11 +72,12 @@ class AllPositionDecoder(NextItemModel):
         # Several domains (domain_embedding): each input item's domain, looked up from a buffer.
         self.domain_embedding = None
         if self.option(config, "domain_embedding"):
-            feat = getattr(dataset, "item_feat", None)
-            if feat is None or DOMAIN_FIELD not in feat.columns:
-                raise ConfigError(f"domain_embedding needs an item field '{DOMAIN_FIELD}' in {config['dataset']}.item "
-                                  f"(load_col item: [{config['ITEM_ID_FIELD']}, {DOMAIN_FIELD}])")
-            self.register_buffer("item_domains", feat[DOMAIN_FIELD].long(), persistent=False)
+            domains = item_domains(dataset)
+            if domains is None:
+                raise ConfigError(f"domain_embedding needs each item's '{DOMAIN_FIELD}': an item field in "
+                                  f"{config['dataset']}.item (load_col item: [{config['ITEM_ID_FIELD']}, {DOMAIN_FIELD}]) "
+                                  f"or a {DOMAIN_FIELD} column in the .inter")
+            self.register_buffer("item_domains", torch.as_tensor(domains, dtype=torch.long), persistent=False)
             self.domain_embedding = nn.Embedding(dataset.num(DOMAIN_FIELD), self.d_model, padding_idx=0)
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")

@@ -13,6 +13,7 @@ runner calls the same function. Each section reads the rows of its ``section``:
 - tasks: the challenge tasks' key figures per size.
 - depth and variants: backbones scaled by depth, and HSTU's parts one at a time (the HSTU
   scaling study's first two parts, :mod:`recbole_lsrm.study.backbones`).
+- compare: settings side by side (side information, behaviours, domains), every test figure.
 - the joint law L(N, D') over the size and converged trials (:mod:`recbole_lsrm.scaling.joint`),
   with its held-out errors next to the per-fraction fits', where the table allows a fit.
 
@@ -277,6 +278,28 @@ def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     return lines
 
 
+def _compare_section(rows: pd.DataFrame) -> list[str]:
+    """Settings side by side: each sweep's trials with every test figure and its interval."""
+    lines = ["## Settings compared", "",
+             "Each sweep one setting (its options are in the study file); the same data, split and stopping rule.", ""]
+    table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers")), _with_ci(r, "celoss"),
+              _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _with_ci(r, "hit@50"), _with_ci(r, "ndcg@50")]
+             for _, r in rows.iterrows()]
+    lines += _table(["sweep", "model", "blocks", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "HR@50 [95%]",
+                     "NDCG@50 [95%]"], table)
+    per_domain = sorted({c.split(":")[0][len("domain "):] for c in rows.columns
+                         if c.startswith("domain ") and c.endswith(": ndcg@10")})
+    if per_domain:  # the test users grouped by their target item's domain
+        lines += ["", "NDCG@10 [95%] per domain of the held-out item:", ""]
+        table = [[str(r["sweep"]), str(r.get("model", ""))] + [
+            _f(r.get(f"domain {d}: ndcg@10")) + (
+                f" [{_f(r.get(f'domain {d}: ndcg@10_lo'))}, {_f(r.get(f'domain {d}: ndcg@10_hi'))}]"
+                if _f(r.get(f"domain {d}: ndcg@10_lo")) != "-" else "") for d in per_domain]
+            for _, r in rows.iterrows()]
+        lines += _table(["sweep", "model", *per_domain], table)
+    return lines + [""]
+
+
 # --- the report ------------------------------------------------------------------------------
 def write_study_report(results: Path, out: Path | None = None, title: str | None = None) -> StudyReport:
     results = Path(results).resolve()
@@ -310,11 +333,15 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         rows = rows[rows[METRIC].notna()]
         if rows.empty:
             continue
-        if section in ("depth", "variants"):  # every sweep of the section in one table
+        if section in ("depth", "variants", "compare"):  # every sweep of the section in one table
             if section not in done_sections:
                 depth_rows = finished[finished["section"] == "depth"]
-                lines += (depth_section(depth_rows, out, plots) if section == "depth"
-                          else variants_section(finished[finished["section"] == "variants"], depth_rows))
+                if section == "depth":
+                    lines += depth_section(depth_rows, out, plots)
+                elif section == "variants":
+                    lines += variants_section(finished[finished["section"] == "variants"], depth_rows)
+                else:
+                    lines += _compare_section(finished[finished["section"] == "compare"])
                 done_sections.add(section)
             continue
         if section == "size":

@@ -40,9 +40,22 @@ _SOURCE_STAMP = ".source.json"
 
 
 # --- data -----------------------------------------------------------------------------------
+# The atomic files a dataset may have beside its .inter (side information, given test items).
+SIBLINGS = ("item", "user", "test.inter")
+
+
+def _siblings(source: Path) -> dict[str, Path]:
+    """``ml-1m.inter.xz`` -> the ``ml-1m.item.xz``, ``ml-1m.user.xz``, ... found beside it."""
+    name = source.name
+    stem, packing = name.split(".inter", 1)[0], name.split(".inter", 1)[1] if ".inter" in name else ""
+    return {kind: source.with_name(f"{stem}.{kind}{packing}") for kind in SIBLINGS
+            if source.with_name(f"{stem}.{kind}{packing}").is_file()}
+
+
 def prepare_data(study: StudySpec, stream: TextIO) -> Path:
     """The data_path the trials read: ``data`` itself when it is a folder, else a folder in
-    ``<work>/data`` holding the (decompressed) atomic file. Data subsets are added later."""
+    ``<work>/data`` holding the (decompressed) atomic file and the ``.item``, ``.user`` and
+    ``.test.inter`` files found beside it. Data subsets are added later."""
     source = study.data
     if source.is_dir():
         if not (source / study.dataset / f"{study.dataset}.inter").is_file():
@@ -56,13 +69,23 @@ def prepare_data(study: StudySpec, stream: TextIO) -> Path:
     data_path = study.work / "data"
     target = data_path / study.dataset / f"{study.dataset}.inter"
     stamp_path = target.parent / _SOURCE_STAMP
-    stat = source.stat()
-    stamp = {"source": str(source), "bytes": stat.st_size, "mtime": stat.st_mtime}
+    files = {"inter": source, **_siblings(source)}
+    stamp = {"source": str(source), "bytes": source.stat().st_size, "mtime": source.stat().st_mtime}
+    if len(files) > 1:  # older stamps (the .inter alone) stay valid where there are no siblings
+        stamp["files"] = {kind: [str(p), p.stat().st_size, p.stat().st_mtime] for kind, p in files.items()}
     if target.is_file() and stamp_path.is_file() and _read_stamp(stamp_path) == stamp:
         return data_path
-    print(f"data: {source} -> {target}", file=stream, flush=True)
-    opener = lzma.open if source.suffix == ".xz" else gzip.open if source.suffix == ".gz" else open
     make_dir(target.parent)
+    for kind, packed_path in files.items():
+        unpacked = target.with_name(f"{study.dataset}.{kind}")
+        print(f"data: {packed_path} -> {unpacked}", file=stream, flush=True)
+        _unpack(packed_path, unpacked)
+    write_json(stamp, stamp_path)
+    return data_path
+
+
+def _unpack(source: Path, target: Path) -> None:
+    opener = lzma.open if source.suffix == ".xz" else gzip.open if source.suffix == ".gz" else open
 
     def write(tmp: str) -> None:
         try:
@@ -73,8 +96,6 @@ def prepare_data(study: StudySpec, stream: TextIO) -> Path:
                                "a truncated or damaged download? Fetch it again") from None
 
     atomic_write(target, write)
-    write_json(stamp, stamp_path)
-    return data_path
 
 
 def _read_stamp(path: Path) -> dict | None:

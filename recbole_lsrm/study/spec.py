@@ -35,7 +35,7 @@ from recbole_lsrm.sweep.plan import (
     DEFAULT_CPUS_PER_TRIAL, Resources, SweepRequest, _number, parse_depths, parse_fractions, parse_seeds, parse_sizes,
 )
 
-SECTIONS = ("size", "converged", "ablation", "tasks", "depth", "variants")
+SECTIONS = ("size", "converged", "ablation", "tasks", "depth", "variants", "compare")
 _STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial"}
 _SWEEP_KEYS = {"name", "model", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
 

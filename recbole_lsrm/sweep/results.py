@@ -231,6 +231,12 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         row[f"test_{name}_lo"], row[f"test_{name}_hi"] = lo, hi
     for name, value in (summary.get("best_valid") or {}).items():
         row[f"valid_{name}"] = value
+    for domain, figures in (summary.get("test_by_domain") or {}).items():  # every test figure per target domain
+        for name in ("hit@10", "ndcg@10", "hit@50", "ndcg@50"):
+            if name in figures:
+                row[f"domain {domain}: {name}"] = figures[name]
+                lo, hi = (figures.get("ci95") or {}).get(name, (None, None))
+                row[f"domain {domain}: {name}_lo"], row[f"domain {domain}: {name}_hi"] = lo, hi
     return row
 
 

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.tasks.context import TaskContext
 
-
-
-def item_domains(dataset) -> np.ndarray | None:
-    """Domain id per item id, or None when the dataset has no item domain field."""
-    feat = getattr(dataset, "item_feat", None)
-    if feat is None or DOMAIN_FIELD not in feat.columns:
-        return None
-    return feat[DOMAIN_FIELD].numpy()
 
 
 def supported(dataset) -> bool:
@@ -30,8 +23,9 @@ def run(ctx: TaskContext) -> dict:
     domains = item_domains(ctx.dataset)
     if domains is None:
         raise ConfigError(
-            f"the crossdomain task needs an item field '{DOMAIN_FIELD}' (an .item file with item_id and domain, "
-            f"loaded with load_col: {{item: [item_id, {DOMAIN_FIELD}]}}); dataset {ctx.config['dataset']} has none"
+            f"the crossdomain task needs each item's '{DOMAIN_FIELD}' (an .item file with item_id and domain, "
+            f"loaded with load_col: {{item: [item_id, {DOMAIN_FIELD}]}}, or a {DOMAIN_FIELD} column in the .inter); "
+            f"dataset {ctx.config['dataset']} has none"
         )
     rows = ctx.test_dataset.inter_feat
     iid = ctx.dataset.iid_field
