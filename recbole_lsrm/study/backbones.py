@@ -107,6 +107,10 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]
                           _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r)])
     lines += format_table(["backbone", "blocks", "N", "epochs", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]",
                            "train min"], table, style="markdown").splitlines()
+    capped = [f"{_label(str(r['model']))} {int(r['n_layers'])}" for _, r in rows.iterrows()
+              if str(r.get("epochs_run")) == str(r.get("epochs"))]
+    if capped:
+        lines += ["", f"Stopped by the epoch cap, not by the validation CE (still improving): {', '.join(capped)}."]
     lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% intervals do not overlap):", ""]
     for model, group in rows.groupby("model", sort=False):
         steps, last_good = trend(group)
@@ -119,7 +123,7 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]
     path = out / "depth.png"
     plot_depth(rows, path)
     plots.append(path)
-    lines += [f"![NDCG@10 and HR@10 against depth]({path.name})", ""]
+    lines += [f"![NDCG@10 against depth]({path.name})", ""]
     return lines
 
 
