@@ -7,7 +7,7 @@
 # 1. installs recbole (without its dependencies) and the few packages it imports that such a
 #    machine lacks, from the wheels in .whl/ when they are not importable, and prints versions;
 # 2. runs the test suite's GPU-marked tests (python -m pytest -m gpu tests);
-# 3. benchmarks/gpu_throughput.py for LSRM at l2, l12, l24, l48 and HSTU at l2, l12, l24;
+# 3. benchmarks/gpu_throughput.py for LSRM at l2, l12, l24, l48 and HSTU and Llama at l2, l12, l24;
 # 4. benchmarks/ml1m_quality.py with a 120 s budget (reads DIR/ml-1m/ml-1m.inter.xz);
 # 5. writes what it printed (suite.log, one .txt per step) and figures.json to --out.
 # A failing step is recorded and the others still run; the exit status is 1 if any failed.
@@ -82,6 +82,7 @@ fi
 step gpu_tests 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
 step throughput_lsrm 100 "$PY" benchmarks/gpu_throughput.py --model=LSRM --scales="$LSRM_SCALES"
 step throughput_hstu 60 "$PY" benchmarks/gpu_throughput.py --model=HSTU --scales="$HSTU_SCALES"
+step throughput_llama 60 "$PY" benchmarks/gpu_throughput.py --model=Llama --scales="$HSTU_SCALES"
 if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     step ml1m_quality 160 "$PY" benchmarks/ml1m_quality.py --budget=120 --epochs=200 --n_layers=4 --d_model=128 --n_heads=4 --datasets="$DATASETS"
 else

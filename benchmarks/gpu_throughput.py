@@ -1,4 +1,4 @@
-"""Training throughput, MFU, memory and full-sort evaluation time of LSRM (or HSTU) per scale.
+"""Training throughput, MFU, memory and full-sort evaluation time of LSRM (or HSTU, Llama) per scale.
 
     python benchmarks/gpu_throughput.py --scales=l2,l12,l24,l48 [--compile] [--full-epoch=l24]
 
@@ -17,7 +17,7 @@ windows: a few warm-up steps, then ``--steps`` timed steps. It prints
 - MFU: model FLOPs per second / the GPU's peak dense bf16 rate. Model FLOPs per position (the model's
   ``flops_per_position()``) are
   6 * (N + n_items * d) + 6 * n_layers * T * d: 6 per parameter for the forward and backward
-  matrix products (N = 12 * n_layers * d^2 for LSRM, the blocks' matrices for HSTU; the output
+  matrix products (N = 12 * n_layers * d^2 for LSRM, the blocks' matrices for HSTU and Llama; the output
   layer scores n_items items), plus causal attention (QK^T and AV, forward 2 * T/2 * d per
   layer and position, backward twice that). Not counted: the recomputation in the chunked CE,
   norms, activations, the optimizer;
@@ -210,7 +210,7 @@ def bench_scale(args, scale: str, on_cpu: bool) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="l2,l12,l24,l48", help="comma-separated scale presets")
-    parser.add_argument("--model", default="LSRM", choices=["LSRM", "HSTU"])
+    parser.add_argument("--model", default="LSRM", choices=["LSRM", "HSTU", "Llama"])
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per scale (GPU)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (GPU)")
     parser.add_argument("--batch", type=int, default=None, help="global batch (default: the scale preset's)")

@@ -21,9 +21,9 @@ def test_gpu_suite_smoke_run_writes_its_figures(tmp_path):
                             capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads((out / "figures.json").read_text())
-    assert {"versions", "gpu_tests", "throughput_lsrm", "throughput_hstu"} <= set(figures["steps"])
+    assert {"versions", "gpu_tests", "throughput_lsrm", "throughput_hstu", "throughput_llama"} <= set(figures["steps"])
     assert all(step["exit"] == 0 for step in figures["steps"].values())
-    for name, model in (("throughput_lsrm", "LSRM"), ("throughput_hstu", "HSTU")):
+    for name, model in (("throughput_lsrm", "LSRM"), ("throughput_hstu", "HSTU"), ("throughput_llama", "Llama")):
         (row,) = figures[name]
         assert row["model"] == model and row["tokens_per_s"] > 0
     assert "recbole 1.2.1" in figures["versions"][0]
