@@ -70,6 +70,9 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         self._hold_out_for_tasks()
         super().data_augmentation()
 
+    def _filter_interactions(self) -> None:
+        """Interactions left out before the feature files are matched to what remains (none here)."""
+
     def _keep_domains(self) -> None:
         """``domains``: only the interactions whose item is of one of them (one domain's own
         sequences, to set against a model trained on the mix)."""
@@ -96,11 +99,13 @@ class ValidatedSequentialDataset(TaskHoldOutMixin, AtomicFileMixin, SequentialDa
         self.inter_feat = self.inter_feat[keep].reset_index(drop=True)
 
     def _data_filtering(self) -> None:
-        """RecBole's filters, the ``domains`` asked for, then the ``.item`` and ``.user`` rows of items and users that have no
-        interaction are left out (counted in the log): they would enter the catalogue as items
+        """RecBole's filters, the ``domains`` asked for, the interactions a subclass leaves out
+        (:meth:`_filter_interactions`), then the ``.item`` and ``.user`` rows of items and users
+        that have no interaction left (counted in the log): they would enter the catalogue as items
         no one ever chose, ranked with all others."""
         super()._data_filtering()
         self._keep_domains()
+        self._filter_interactions()
         for feat_name, field in (("item_feat", self.iid_field), ("user_feat", self.uid_field)):
             feat = getattr(self, feat_name, None)
             if feat is None or field not in feat:
@@ -204,10 +209,9 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
                 test[column] = 0.0 if inter[column].dtype.kind == "f" else ""
         self.inter_feat = pd.concat([inter, test[list(inter.columns)]], ignore_index=True)
 
-    def _data_filtering(self) -> None:
+    def _filter_interactions(self) -> None:
         """With several behaviours: the named field must be there, the target behaviour must occur,
         and only ``input_behaviors`` (all by default) are kept, counted in the log."""
-        super()._data_filtering()
         if not self.behavior_field:
             return
         inter = f"{self.dataset_name}.inter"

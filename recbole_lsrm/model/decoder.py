@@ -1,4 +1,6 @@
-"""What LSRM and HSTU share around their blocks: sizes, per-layer dropout rates, embeddings."""
+"""What LSRM, HSTU and Llama share around their blocks: sizes, per-layer dropout rates, the input
+layer (item embeddings with their fused features, user features, behaviours as embeddings or
+tokens, domain embeddings), the tied scores, the loss and the full-sort states."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class AllPositionDecoder(NextItemModel):
     size_keys = ("n_layers", "d_model")
     # A learned absolute position table (LSRM, HSTU); Llama's positions are rotary only.
     position_table = True
-    # Reads item_features / user_features with feature_fusion (the config refuses them elsewhere).
+    # Reads side information, behaviours and domains (the config refuses them for other models).
     feature_inputs = True
 
     def __init__(self, config, dataset) -> None:
