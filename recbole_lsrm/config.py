@@ -28,7 +28,8 @@ import yaml
 from recbole_lsrm import compat, distributed
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.options import (
-    check_config, check_options, fixed_keys, resolve_behaviors, resolve_feature_columns, resolve_task_settings,
+    check_config, check_options, fixed_keys, resolve_behaviors, resolve_feature_columns, resolve_objective,
+    resolve_task_settings, resolve_threshold,
 )
 
 compat.numpy_aliases()
@@ -330,14 +331,27 @@ class LSRMConfig(Config):
     def _set_default_parameters(self) -> None:
         # The user's values first, on their own: RecBole reads some of them below.
         check_options(self.external_config_dict, PROPERTIES_DIR)
-        super()._set_default_parameters()
         final = self.final_config_dict
+        # A ranker's metrics (AUC, LogLoss) are RecBole's value metrics, which RecBole refuses with
+        # full-sort evaluation: its own checks see a ranking metric, the plugin evaluates rankers itself.
+        metrics = final.get("metrics")
+        ranker = final.get("objective") == "ranking"
+        if not ranker and "metrics" in self.external_config_dict and getattr(self.model_class, "feature_inputs", False):
+            resolve_objective({**final, "objective": "retrieval"}, self.external_config_dict)
+        if ranker:
+            final["metrics"] = ["Hit"]
+        super()._set_default_parameters()
+        if ranker:
+            final["metrics"] = metrics
         resolve_task_settings(final)
         resolve_feature_columns(final)
         resolve_behaviors(final)
+        resolve_threshold(final)
+        if getattr(self.model_class, "feature_inputs", False):  # RecBole's own rankers (DIN) keep RecBole's metrics
+            resolve_objective(final, self.external_config_dict)
         if not getattr(self.model_class, "feature_inputs", False):
             for key, off in (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False),
-                             ("test_inter", False)):
+                             ("test_inter", False), ("objective", "retrieval")):
                 if (final[key] or off) != off:
                     raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
                                       f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")

@@ -50,7 +50,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
         "eval_batch_size", "MAX_ITEM_LIST_LENGTH", "learning_rate", "sgd_lr", "stopping_step",
         "switch_patience", "switch_epoch", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws",
         "layer_norm_eps", "initializer_range", "temperature", "window_stride", "ce_chunk_size", "sampled_softmax",
-        "eval_item_chunk", "attention_divisor", "cpu_threads", "ffn_dim", "rms_norm_eps",
+        "eval_item_chunk", "attention_divisor", "cpu_threads", "ffn_dim", "rms_norm_eps", "neg_ratio",
     )},
     **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay", "trajectory_holdout")},
     **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob", "cold_start_users")},
@@ -73,13 +73,18 @@ LR_SCHEDULERS = ("constant", "cosine")
 DROPOUT_SCHEDULES = ("constant", "early", "late")
 FEATURE_FUSIONS = ("none", "mean")
 BEHAVIOR_MODES = ("none", "embed", "token")
+OBJECTIVES = ("retrieval", "ranking")
+RANKING_HEADS = ("dot", "mlp", "ffn")
+# What a ranking run reports (GAUC: the users' own AUCs, see trainer/ranking.py).
+RANKING_METRICS = ("auc", "logloss", "gauc")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 CHOICES: dict[str, tuple[str, ...]] = {
     "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,
     "rab": RAB_KINDS, "time_query": TIME_QUERIES, "layer_norm": LAYER_NORMS, "hstu_init": HSTU_INITS,
     "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
     "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
-    "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES,
+    "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES, "objective": OBJECTIVES,
+    "ranking_head": RANKING_HEADS,
 }
 # Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
 MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act": HIDDEN_ACTIVATIONS}}
@@ -317,6 +322,47 @@ def resolve_behaviors(config: dict) -> None:
     config["load_col"] = load_col
 
 
+def resolve_threshold(config: dict) -> None:
+    """``threshold: {rating: 4}`` (RecBole's labels from a rating): the rating column is loaded."""
+    threshold = config["threshold"]
+    if not threshold:
+        return
+    if not isinstance(threshold, dict) or len(threshold) != 1:
+        raise ConfigError(f"threshold must be one field and its value, e.g. {{rating: 4}}, got {threshold!r}")
+    field = next(iter(threshold))
+    load_col = dict(config["load_col"] or {})
+    columns = list(load_col.get("inter") or [])
+    if load_col and field not in columns:
+        load_col["inter"] = columns + [field]
+        config["load_col"] = load_col
+
+
+def resolve_objective(config: dict, given: Mapping[str, Any]) -> None:
+    """``objective: ranking``: labels (a label column, or ``threshold`` on a rating) loaded, and
+    the ranking metrics (AUC, LogLoss; GAUC is always reported) unless ``given`` names others.
+    A retrieval metric with ranking, or the reverse, is refused by name."""
+    objective = config["objective"] or "retrieval"
+    metrics = [str(m).lower() for m in (config["metrics"] or [])]
+    if objective != "ranking":
+        if "metrics" in given and set(metrics) & set(RANKING_METRICS):
+            raise ConfigError(f"metrics {config['metrics']} score rankers (AUC, LogLoss): set objective: ranking, or use "
+                              "Hit, NDCG, Coverage, CELoss")
+        return
+    label, threshold = config["LABEL_FIELD"], config["threshold"]
+    if not threshold and label not in list((config["load_col"] or {}).get("inter") or []):
+        raise ConfigError(f"objective: ranking needs labels: a '{label}' column (load_col inter: [..., {label}]) or "
+                          "threshold: {rating: 4} (a rating of 4 or more is 1, else 0)")
+    if "metrics" not in given:
+        config["metrics"] = ["AUC", "LogLoss"]
+    elif set(metrics) - set(RANKING_METRICS):
+        raise ConfigError(f"metrics {config['metrics']} rank items; objective: ranking reports AUC and LogLoss (and GAUC)")
+    if "valid_metric" not in given:
+        config["valid_metric"] = "AUC"
+    if str(config["valid_metric"]).lower() not in RANKING_METRICS:
+        raise ConfigError(f"valid_metric {config['valid_metric']} is not a ranking metric (AUC, LogLoss, GAUC)")
+    config["valid_metric_bigger"] = str(config["valid_metric"]).lower() != "logloss"
+
+
 # --- rules across keys -----------------------------------------------------------------------
 def _heads_divide_width(config: Mapping[str, Any]) -> None:
     if "d_model" in config and "n_heads" in config and config["d_model"] % config["n_heads"]:
@@ -354,6 +400,8 @@ def _valid_metric_is_computed(config: Mapping[str, Any]) -> None:
     if not isinstance(metric, str) or metrics is None or topk is None:
         return
     name, _, k = metric.lower().partition("@")
+    if config.get("objective") == "ranking" and name == "gauc":  # always reported by a ranking run
+        return
     if name not in [m.lower() for m in metrics] or (k and (not k.isdigit() or int(k) not in topk)):
         raise ConfigError(f"valid_metric {metric} is not computed: metrics are {metrics} with topk {topk}")
 

@@ -234,7 +234,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     test_result = {k: float(v) for k, v in (test_result or {}).items()}
     per_user = trainer.last_per_user
-    test_intervals = bootstrap_intervals(per_user) if per_user else {}
+    test_intervals = bootstrap_intervals(per_user) if per_user else trainer.last_intervals
     test_by_domain = _test_by_domain(data, test_data.dataset, per_user, config) if per_user else {}
     for domain, figures in test_by_domain.items():
         logger.info(set_color(f"test, {domain}", "yellow") + f" ({figures['users']:,} users): "
@@ -242,8 +242,10 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     if test_intervals:
-        shown = ", ".join(f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in test_intervals.items() if k.endswith("@10") or k == "celoss")
-        logger.info(set_color("test 95% intervals", "yellow") + f" (bootstrap over {len(per_user['celoss'] if 'celoss' in per_user else next(iter(per_user.values())))} users): {shown}")
+        shown = ", ".join(f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in test_intervals.items()
+                          if k.endswith("@10") or k in ("celoss", "auc", "logloss", "gauc"))
+        users = len(next(iter(per_user.values()))) if per_user else len(test_data.dataset)
+        logger.info(set_color("test 95% intervals", "yellow") + f" (bootstrap over {users} users): {shown}")
 
     tasks_file = None
     if task_names:

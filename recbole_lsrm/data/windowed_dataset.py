@@ -178,6 +178,9 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.target_behavior = config["target_behavior"] if self.behavior_field else None
         self.input_behaviors = (config["input_behaviors"] or None) if self.behavior_field else None
         self.test_inter = bool(config["test_inter"]) if "test_inter" in config else False
+        # objective: ranking reads the label of every target of a window.
+        ranking = ("objective" in config and config["objective"] == "ranking")
+        self.target_label_list_field = f"target_{config['LABEL_FIELD']}{config['LIST_SUFFIX']}" if ranking else None
         super().__init__(config)
 
     def _load_inter_feat(self, token, dataset_path) -> None:
@@ -276,6 +279,12 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
             self.set_field_property(
                 self.target_time_list_field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, self.max_item_list_len
             )
+        if self.target_label_list_field is not None:
+            if self.label_field not in self.inter_feat:
+                raise ConfigError(f"objective: ranking needs the '{self.label_field}' column (or threshold: {{rating: 4}})")
+            self.set_field_property(
+                self.target_label_list_field, FeatureType.FLOAT_SEQ, FeatureSource.INTERACTION, self.max_item_list_len
+            )
         self._check_field("uid_field", "time_field")
         self._hold_out_for_tasks()
 
@@ -330,6 +339,8 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         }
         if self.target_time_list_field is not None:
             rows[self.target_time_list_field] = gather_padded(self.inter_feat[self.time_field], index + 1, target_mask)
+        if self.target_label_list_field is not None:
+            rows[self.target_label_list_field] = gather_padded(self.inter_feat[self.label_field], index + 1, target_mask)
         for field, list_field in self._list_fields():
             rows[list_field] = gather_padded(self.inter_feat[field], index, mask)
         return Interaction(rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recbole.data.interaction import Interaction
@@ -18,6 +19,7 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.features import feature_fusion
+from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
 
@@ -30,6 +32,7 @@ class SideInputs(NamedTuple):
 
     users: torch.Tensor | None = None
     behaviors: torch.Tensor | None = None
+    labels: torch.Tensor | None = None  # (B, T) ranking: each input's label + 1 (0 = padding)
 
 
 class AllPositionDecoder(NextItemModel):
@@ -81,6 +84,20 @@ class AllPositionDecoder(NextItemModel):
                                   f"or a {DOMAIN_FIELD} column in the .inter")
             self.register_buffer("item_domains", torch.as_tensor(domains, dtype=torch.long), persistent=False)
             self.domain_embedding = nn.Embedding(dataset.num(DOMAIN_FIELD), self.d_model, padding_idx=0)
+        # objective: ranking scores a candidate through a head and gives the history's labels as input.
+        self.objective = self.option(config, "objective")
+        self.ranking_head = self.label_embedding = None
+        if self.objective == "ranking":
+            self.ranking_head = RankingHead(self.option(config, "ranking_head"), self.d_model)
+            self.label_embedding = nn.Embedding(3, self.d_model, padding_idx=0)  # padding, label 0, label 1
+            self.neg_ratio = float(self.option(config, "neg_ratio"))
+            self.LABEL = config["LABEL_FIELD"]
+            self.LABEL_SEQ = self.LABEL + config["LIST_SUFFIX"]
+            self.TARGET_LABEL_SEQ = f"target_{self.LABEL}{config['LIST_SUFFIX']}"
+            history = getattr(dataset, "raw_inter_feat", None)
+            history = history if history is not None else dataset.inter_feat
+            self.register_buffer("user_item_keys", user_item_keys(
+                history[config["USER_ID_FIELD"]], history[config["ITEM_ID_FIELD"]], self.n_items), persistent=False)
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
         self.sampled_softmax = self.option(config, "sampled_softmax")
@@ -154,6 +171,8 @@ class AllPositionDecoder(NextItemModel):
             x = x + self.domain_embedding(self.item_domains[item_seq])  # (B, T, d)
         if side is not None and side.users is not None and self.user_features is not None:
             x = x + self.user_features.rows(side.users).unsqueeze(1)  # (B, 1, d): every position
+        if side is not None and side.labels is not None and self.label_embedding is not None:
+            x = x + self.label_embedding(side.labels)  # (B, T, d): liked or not
         if self.behavior_embedding is None:
             return x
         if side is None or side.behaviors is None:
@@ -179,7 +198,10 @@ class AllPositionDecoder(NextItemModel):
         users = interaction[self.USER_ID] if self.user_features is not None and self.USER_ID in interaction else None
         behaviors = (interaction[self.BEHAVIOR_SEQ] if self.behavior_embedding is not None
                      and self.BEHAVIOR_SEQ in interaction else None)
-        return None if users is None and behaviors is None else SideInputs(users, behaviors)
+        labels = None
+        if self.label_embedding is not None and self.LABEL_SEQ in interaction:
+            labels = (interaction[self.LABEL_SEQ].long() + 1) * (interaction[self.ITEM_SEQ] > 0)
+        return None if users is None and behaviors is None and labels is None else SideInputs(users, behaviors, labels)
 
     def item_table(self) -> torch.Tensor:
         """(n_items, d) the item side of the scores: the items' vectors (tied to the input), L2-normalised with cosine."""
@@ -187,7 +209,10 @@ class AllPositionDecoder(NextItemModel):
         return l2_normalize(weight) if self.similarity == "cosine" else weight
 
     def calculate_loss(self, interaction) -> torch.Tensor:
-        """Mean CE of the next item at every non-padding position of the windows."""
+        """Mean CE of the next item at every non-padding position of the windows (ranking: the
+        mean BCE of each next interaction's label and of the sampled negatives)."""
+        if self.objective == "ranking":
+            return self.ranking_loss(interaction)
         return all_position_ce_loss(
             self.query_states(self.hidden_states(interaction)),
             interaction[self.TARGET_SEQ],  # (B, T), 0 = padding
@@ -196,6 +221,31 @@ class AllPositionDecoder(NextItemModel):
             sampled_negatives=self.sampled_softmax if self.training else None,
             per_position=self.sampled_negatives == "position",
         )
+
+    def ranking_loss(self, interaction) -> torch.Tensor:
+        """BCE at every position: the next interaction with its label, and ``neg_ratio`` items the
+        user never had, labelled 0 (all positions of a window in one pass)."""
+        hidden = self.hidden_states(interaction)  # (B, T, d)
+        targets = interaction[self.TARGET_SEQ]
+        valid = targets > 0
+        states = hidden[valid]  # (P, d)
+        items = self.item_vectors()
+        logits = [self.ranking_head(states, items[targets[valid]])]
+        labels = [interaction[self.TARGET_LABEL_SEQ][valid].float()]
+        counts = negative_counts(len(states), self.neg_ratio).to(states.device)
+        if counts.sum() > 0:
+            rows = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts)
+            users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[valid][rows]
+            negatives = sample_negatives(users.cpu(), self.n_items, self.user_item_keys.cpu()).to(states.device)
+            logits.append(self.ranking_head(states[rows], items[negatives]))
+            labels.append(torch.zeros(len(rows), device=states.device))
+        return F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
+
+    def score_candidates(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
+        """(B, C) logits of (B, C) candidate items for the state after each row's history."""
+        lengths = interaction[self.ITEM_SEQ_LEN]
+        state = self._last_hidden(interaction, torch.arange(len(lengths), device=lengths.device))  # (B, d)
+        return self.ranking_head(state.unsqueeze(1).expand(-1, candidates.size(1), -1), self.item_vectors()[candidates])
 
     def full_sort_hidden(self, interaction) -> torch.Tensor:
         """(B, d) query state at each sequence's last item: the user's scores are it x item_table().

@@ -54,6 +54,7 @@ from recbole_lsrm.trainer.evaluation import EvalSettings, FullSortEvaluation
 from recbole_lsrm.trainer.optim import WarmupCosine
 from recbole_lsrm.options import setting
 from recbole_lsrm.trainer.policies import DropoutSchedule, OptimizerSwitch
+from recbole_lsrm.trainer.ranking import RankingEvaluation
 from recbole_lsrm.trainer.run_log import TensorBoardLog
 from recbole_lsrm.trainer.state import TrainingState, read_training_checkpoint, training_checkpoint
 
@@ -134,8 +135,11 @@ class LSRMTrainer(Trainer):
         self.eval_type = config["eval_type"]
         self.eval_collector = LSRMCollector(config)
         self.evaluator = Evaluator(config)
-        self.full_sort = FullSortEvaluation(model, self.eval_collector, self.evaluator,
-                                            EvalSettings.from_config(config), self.group, self.device)
+        if getattr(model, "objective", "retrieval") == "ranking":  # a candidate's score, not the next item's rank
+            self.full_sort = RankingEvaluation(model, config, self.device)
+        else:
+            self.full_sort = FullSortEvaluation(model, self.eval_collector, self.evaluator,
+                                                EvalSettings.from_config(config), self.group, self.device)
         self.item_tensor = None
         self.tot_item_num = None
 
@@ -152,6 +156,11 @@ class LSRMTrainer(Trainer):
     def last_per_user(self) -> dict | None:
         """The last full-sort evaluation's per-user figures (evaluation/intervals.py)."""
         return self.full_sort.last_per_user
+
+    @property
+    def last_intervals(self) -> dict:
+        """A ranker's last evaluation's 95% intervals (a retriever's come from last_per_user)."""
+        return getattr(self.full_sort, "last_intervals", {})
 
     # --- training ---------------------------------------------------------------------
     def build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:

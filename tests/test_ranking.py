@@ -1,0 +1,101 @@
+"""Ranking (HSTU scaling study, part 4): the plugin's attention models score a candidate, trained
+with BCE on labels (a threshold on the rating) plus sampled negatives, and report AUC, LogLoss
+and GAUC with intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_lsrm.config import LSRMConfig
+from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.model import get_model_class
+from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.pipeline import run
+from recbole_lsrm.trainer.ranking import auc, gauc, logloss
+
+from conftest import TINY
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+RANKING = {"objective": "ranking", "threshold": {"rating": 4}}
+
+
+@pytest.mark.parametrize("model,head", [("LSRM", "dot"), ("HSTU", "mlp"), ("Llama", "ffn")])
+def test_a_ranker_trains_and_reports_auc_logloss_and_gauc(model, head, tmp_path):
+    summary = run(model, "ml-100k", options={**TINY, **RANKING, "ranking_head": head, "epochs": 1,
+                                             "checkpoint_dir": str(tmp_path)})
+    test = summary["test"]
+    assert set(test) == {"auc", "logloss", "gauc"} and 0.5 < test["auc"] <= 1 and test["logloss"] > 0
+    lo, hi = summary["test_intervals"]["auc"]
+    assert lo <= test["auc"] <= hi
+
+
+def test_metrics_equal_their_definitions():
+    labels = np.array([1, 0, 0, 1, 0, 1, 0, 0], float)
+    scores = np.array([2.0, 1.0, -1.0, 0.5, 0.5, -2.0, 0.0, 3.0])
+    pairs = [(p, n) for p in scores[labels == 1] for n in scores[labels == 0]]
+    assert auc(labels, scores) == pytest.approx(np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs]))
+    probabilities = 1 / (1 + np.exp(-scores))
+    assert logloss(labels, scores) == pytest.approx(
+        -np.mean(labels * np.log(probabilities) + (1 - labels) * np.log(1 - probabilities)))
+    groups = np.array([0, 0, 0, 1, 1, 2, 2, 2])  # group 1: one positive, one negative; group 2: one positive
+    expected = (auc(labels[:3], scores[:3]) * 3 + auc(labels[3:5], scores[3:5]) * 2
+                + auc(labels[5:], scores[5:]) * 3) / 8
+    assert gauc(groups, labels, scores) == pytest.approx(expected)
+    assert np.isnan(auc(np.zeros(3), np.arange(3.0)))
+
+
+def test_negatives_are_items_the_user_never_had_at_the_ratio():
+    users = torch.tensor([1, 1, 1, 2])
+    items = torch.tensor([1, 2, 3, 4])
+    keys = user_item_keys(users, items, 6)
+    drawn = sample_negatives(torch.ones(200, dtype=torch.long), 6, keys, torch.Generator().manual_seed(0))
+    assert set(drawn.tolist()) <= {4, 5}
+    counts = negative_counts(10_000, 0.3, torch.Generator().manual_seed(0))
+    assert set(counts.tolist()) <= {0, 1} and abs(counts.float().mean().item() - 0.3) < 0.02
+    assert set(negative_counts(100, 2.0).tolist()) == {2}
+
+
+def test_heads_score_states_against_candidates():
+    h, e = torch.randn(4, 8), torch.randn(4, 8)
+    assert torch.allclose(RankingHead("dot", 8)(h, e), (h * e).sum(-1))
+    for kind in ("mlp", "ffn"):
+        assert RankingHead(kind, 8)(h, e).shape == (4,)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"objective": "ranking"}, "objective: ranking needs labels: a 'label' column"),
+    ({**RANKING, "metrics": ["Hit", "NDCG"]}, "objective: ranking reports AUC and LogLoss"),
+    ({"metrics": ["AUC", "LogLoss"], "valid_metric": "AUC"}, "set objective: ranking"),
+    ({**RANKING, "neg_ratio": 0}, "neg_ratio must be positive"),
+    ({**RANKING, "ranking_head": "bilinear"}, "ranking_head must be one of dot, mlp, ffn"),
+    ({**RANKING, "valid_metric": "NDCG@10"}, "valid_metric NDCG@10 is not a ranking metric"),
+])
+def test_bad_ranking_settings_are_named(options, message):
+    with pytest.raises(ConfigError) as caught:
+        LSRMConfig(get_model_class("LSRM"), "ml-100k", None, options)
+    assert message in str(caught.value)
+
+
+def test_recboles_own_models_do_not_take_the_objective():
+    with pytest.raises(ConfigError, match="SASRec reads item ids only"):
+        LSRMConfig(get_model_class("SASRec"), "ml-100k", None, RANKING)
+
+
+def test_a_ranker_may_name_its_metrics_and_validation():
+    config = LSRMConfig(get_model_class("HSTU"), "ml-100k", None,
+                        {**RANKING, "metrics": ["AUC", "LogLoss"], "valid_metric": "LogLoss"})
+    assert config["metrics"] == ["AUC", "LogLoss"] and config["valid_metric_bigger"] is False
+    assert "rating" in config["load_col"]["inter"]
+    default = LSRMConfig(get_model_class("LSRM"), "ml-100k", None, RANKING)
+    assert default["valid_metric"] == "AUC" and default["valid_metric_bigger"] is True
+
+
+@pytest.mark.slow
+def test_recboles_din_runs_through_the_same_command_as_the_baseline(tmp_path):
+    summary = run("DIN", "ml-100k", options={
+        "threshold": {"rating": 4}, "metrics": ["AUC", "LogLoss"], "valid_metric": "AUC", "train_neg_sample_args": None,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "labeled"},
+        "epochs": 1, "show_progress": False, "state": "WARNING", "checkpoint_dir": str(tmp_path)})
+    assert set(summary["test"]) == {"auc", "logloss"} and 0.5 < summary["test"]["auc"] <= 1
