@@ -62,6 +62,9 @@ RECBOLE_PROPERTIES_DIR = Path(recbole.__file__).resolve().parent / "properties"
 DEFAULT_MODEL = "LSRM"
 DEFAULT_DATASET = "ml-100k"
 
+# RecBole's sequential rankers (labels, BCE): objective: ranking evaluates them as the plugin's rankers.
+RECBOLE_RANKERS = ("DIN", "DIEN")
+
 # Options of the command line itself, not RecBole config keys.
 RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "recipe", "checkpoint")
 # --recipe=plugin: the model's own property file, nothing more.
@@ -347,11 +350,13 @@ class LSRMConfig(Config):
         resolve_feature_columns(final)
         resolve_behaviors(final)
         resolve_threshold(final)
-        if getattr(self.model_class, "feature_inputs", False):  # RecBole's own rankers (DIN) keep RecBole's metrics
-            resolve_objective(final, self.external_config_dict)
+        ranker = self.model in RECBOLE_RANKERS  # RecBole's own rankers, trained on labels
+        if getattr(self.model_class, "feature_inputs", False) or (ranker and final["objective"] == "ranking"):
+            resolve_objective(final, self.external_config_dict)  # RecBole's rankers (DIN) too, when asked
         if not getattr(self.model_class, "feature_inputs", False):
-            for key, off in (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False),
-                             ("test_inter", False), ("objective", "retrieval")):
+            refused = (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False),
+                       ("test_inter", False)) + ((("objective", "retrieval"),) if not ranker else ())
+            for key, off in refused:
                 if (final[key] or off) != off:
                     raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
                                       f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")

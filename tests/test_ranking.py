@@ -99,3 +99,10 @@ def test_recboles_din_runs_through_the_same_command_as_the_baseline(tmp_path):
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "labeled"},
         "epochs": 1, "show_progress": False, "state": "WARNING", "checkpoint_dir": str(tmp_path)})
     assert set(summary["test"]) == {"auc", "logloss"} and 0.5 < summary["test"]["auc"] <= 1
+
+
+@pytest.mark.slow
+def test_din_is_evaluated_on_the_rankers_candidates_with_objective_ranking(tmp_path):
+    summary = run("DIN", "ml-100k", options={**RANKING, "train_neg_sample_args": None, "epochs": 1,
+                                             "show_progress": False, "state": "WARNING", "checkpoint_dir": str(tmp_path)})
+    assert set(summary["test"]) == {"auc", "logloss", "gauc"} and 0.5 < summary["test"]["auc"] <= 1

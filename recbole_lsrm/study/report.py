@@ -282,11 +282,13 @@ def _compare_section(rows: pd.DataFrame) -> list[str]:
     """Settings side by side: each sweep's trials with every test figure and its interval."""
     lines = ["## Settings compared", "",
              "Each sweep one setting (its options are in the study file); the same data, split and stopping rule.", ""]
-    table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers")), _with_ci(r, "celoss"),
-              _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _with_ci(r, "hit@50"), _with_ci(r, "ndcg@50")]
+    ranking = "test_auc" in rows.columns and rows["test_auc"].notna().any()
+    figures = ["auc", "logloss", "gauc"] if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
+    names = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
+             "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
+    table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers"))] + [_with_ci(r, f) for f in figures]
              for _, r in rows.iterrows()]
-    lines += _table(["sweep", "model", "blocks", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "HR@50 [95%]",
-                     "NDCG@50 [95%]"], table)
+    lines += _table(["sweep", "model", "blocks"] + [f"{names[f]} [95%]" for f in figures], table)
     per_domain = sorted({c.split(":")[0][len("domain "):] for c in rows.columns
                          if c.startswith("domain ") and c.endswith(": ndcg@10")})
     if per_domain:  # the test users grouped by their target item's domain

@@ -63,6 +63,7 @@ class SweepSpec:
             seeds=list(self.seeds) or None, ablations=list(self.ablation), predict=list(self.predict),
             options={**study.options, **self.options, "data_path": str(data_path)},
             resources=Resources(cpus_per_trial=study.cpus_per_trial), out=out, dry_run=dry_run,
+            own_size=not (self.sizes or self.scales or self.depths),
         )
 
 
@@ -165,8 +166,9 @@ def load_study(path: str | Path) -> StudySpec:
             options=sweep_options,
             baseline=entry.get("baseline"),
         )
-        if not sweep.sizes and not sweep.scales and not sweep.depths:
-            raise ConfigError(f"{where}: give sizes (1x32, 2x64), scales (l2, l4) or depths (2, 4, 8)")
+        if not sweep.sizes and not sweep.scales and not sweep.depths and section not in ("compare",):
+            raise ConfigError(f"{where}: give sizes (1x32, 2x64), scales (l2, l4) or depths (2, 4, 8) "
+                              "(a compare sweep without them trains the model's own size)")
         if section == "ablation" and not sweep.ablation:
             raise ConfigError(f"{where}: an ablation sweep lists its variants: ablation: [no-lad, no-so, neither]")
         if section == "tasks" and not (sweep_options.get("tasks") or options.get("tasks")):

@@ -73,6 +73,7 @@ class SweepRequest:
     ratios: list[float] | None = None  # the shape studies' aspect ratios (None: R/8, R, 8R)
     pairs: list[tuple[int, int]] | None = None  # the shape studies' explicit (n_layers, d_model)
     shape_tolerance: float | None = None  # None: DEFAULT_TOLERANCE
+    own_size: bool = False  # one trial at the model's own size (a baseline without a depth option)
     fractions: list[float] = field(default_factory=lambda: [1.0])
     seeds: list[int] | None = None  # None: the trial options' seed, else DEFAULT_SEED
     ablations: list[str] = field(default_factory=list)
@@ -346,6 +347,8 @@ class _Size:
 def _size_axis(request: SweepRequest, model_class: type) -> list[_Size]:
     """The sizes of the request, in order, each once (a scale named twice is one trial)."""
     model = request.model
+    if request.own_size:
+        return [_Size("default", {})]
     if not (request.scales or request.sizes or request.depths or request.shapes):
         raise ConfigError(
             "give the sizes to sweep: --scales=l2,l4,l8, --sizes=1x32,2x64, --depths=1,2,4 or --shapes=l8 (see --help)"

@@ -135,7 +135,7 @@ class LSRMTrainer(Trainer):
         self.eval_type = config["eval_type"]
         self.eval_collector = LSRMCollector(config)
         self.evaluator = Evaluator(config)
-        if getattr(model, "objective", "retrieval") == "ranking":  # a candidate's score, not the next item's rank
+        if setting(config, "objective", "retrieval") == "ranking":  # a candidate's score, not the next item's rank
             self.full_sort = RankingEvaluation(model, config, self.device)
         else:
             self.full_sort = FullSortEvaluation(model, self.eval_collector, self.evaluator,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from recbole_lsrm.model.ranking import negative_counts, sample_negatives
+from recbole_lsrm.model.ranking import negative_counts, sample_negatives, user_item_keys
 
 RESAMPLES = 200
 
@@ -62,6 +62,8 @@ class RankingEvaluation:
     def __init__(self, model, config, device) -> None:
         self.model = model
         self.seed = int(config["seed"])
+        self.neg_ratio = float(config["neg_ratio"])
+        self._keys: torch.Tensor | None = None
         self.user_field, self.item_field, self.label_field = (
             config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["LABEL_FIELD"])
         self.device = torch.device(device)
@@ -78,22 +80,28 @@ class RankingEvaluation:
         model = self.model
         model.eval()
         generator = torch.Generator().manual_seed(self.seed)
+        dataset = eval_data._dataset
+        n_items = dataset.item_num
+        if self._keys is None:  # who had what: every interaction of the data
+            history = getattr(dataset, "raw_inter_feat", None)
+            history = history if history is not None else dataset.inter_feat
+            self._keys = user_item_keys(history[self.user_field], history[self.item_field], n_items)
         groups, labels, scores = [], [], []
         row = 0
         for batch in eval_data:
             interaction = batch[0].to(self.device)
             items = interaction[self.item_field]
             users = interaction[self.user_field]
-            counts = negative_counts(len(items), model.neg_ratio, generator)
+            counts = negative_counts(len(items), self.neg_ratio, generator)
             width = int(counts.max()) if len(counts) else 0
             candidates = torch.zeros((len(items), 1 + width), dtype=torch.long)
             candidates[:, 0] = items.cpu()
             if width:
                 rows = torch.repeat_interleave(torch.arange(len(items)), counts)
-                negatives = sample_negatives(users.cpu()[rows], model.n_items, model.user_item_keys.cpu(), generator)
+                negatives = sample_negatives(users.cpu()[rows], n_items, self._keys, generator)
                 slot = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
                 candidates[rows, 1 + slot] = negatives
-            logits = model.score_candidates(interaction, candidates.to(self.device)).float().cpu()
+            logits = self._scores(interaction, candidates.to(self.device)).float().cpu()
             present = torch.ones_like(candidates, dtype=torch.bool)
             present[:, 1:] = torch.arange(width)[None, :] < counts[:, None]
             target = torch.zeros_like(logits)
@@ -106,6 +114,19 @@ class RankingEvaluation:
         groups, labels, scores = np.concatenate(groups), np.concatenate(labels), np.concatenate(scores)
         self._last = (groups, labels, scores)
         return ranking_metrics(groups, labels, scores)
+
+    def _scores(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
+        """(B, C) logits: the plugin's models score all candidates at once; RecBole's pointwise
+        rankers (DIN) one candidate column at a time through ``predict`` (probabilities -> logits)."""
+        if hasattr(self.model, "score_candidates"):
+            return self.model.score_candidates(interaction, candidates)
+        columns = []
+        for column in candidates.T:
+            interaction[self.item_field] = column
+            p = self.model.predict(interaction).float().clamp(1e-7, 1 - 1e-7)
+            columns.append(torch.log(p) - torch.log1p(-p))
+        interaction[self.item_field] = candidates[:, 0]
+        return torch.stack(columns, dim=1)
 
     def _intervals(self, groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
         """95% percentile intervals from resampling the users (each with all of their candidates)."""
