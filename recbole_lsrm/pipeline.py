@@ -30,7 +30,7 @@ from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging, to_run_log_only
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
-from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks
+from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks, setting
 from recbole_lsrm.tasks import TaskContext, run_tasks
 from recbole_lsrm.trainer import LSRMTrainer, checkpoint
 from recbole_lsrm.trainer.lsrm_trainer import EpochCallback
@@ -178,7 +178,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         torch.set_num_threads(cpu_threads(config))
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config, model_class)
-    if max(config["topk"]) > data.item_num - 1:
+    if setting(config, "objective", "retrieval") != "ranking" and max(config["topk"]) > data.item_num - 1:
         raise ConfigError(f"topk {config['topk']} asks for more items than {dataset} has ({data.item_num - 1})")
     logger.info(data)
     try:

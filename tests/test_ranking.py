@@ -106,3 +106,15 @@ def test_din_is_evaluated_on_the_rankers_candidates_with_objective_ranking(tmp_p
     summary = run("DIN", "ml-100k", options={**RANKING, "train_neg_sample_args": None, "epochs": 1,
                                              "show_progress": False, "state": "WARNING", "checkpoint_dir": str(tmp_path)})
     assert set(summary["test"]) == {"auc", "logloss", "gauc"} and 0.5 < summary["test"]["auc"] <= 1
+
+
+def test_a_ranking_checkpoint_is_not_resumed_as_retrieval(tmp_path):
+    from conftest import cyclic_sequences, write_inter
+
+    rows = [(u, i, 5 if int(i[1:]) % 2 else 2, t) for u, i, t in cyclic_sequences(n_users=30, length=12)]
+    write_inter(tmp_path / "data" / "rated" / "rated.inter", rows,
+                header="user_id:token\titem_id:token\trating:float\ttimestamp:float")
+    summary = run("LSRM", "rated", options={**TINY, **RANKING, "epochs": 1, "data_path": str(tmp_path / "data"),
+                                            "checkpoint_dir": str(tmp_path / "saved")})
+    with pytest.raises(ConfigError, match="--objective cannot change when resuming"):
+        run(checkpoint_path=summary["checkpoint"], options={"objective": "retrieval"})
