@@ -289,6 +289,16 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_and_a_live_one_refuses_othe
 
 
 @pytest.mark.slow
+def sigterm_once_checkpointed(process: subprocess.Popen, root: Path, pattern: str) -> str:
+    """Wait (at most 5 min) for a checkpoint under ``root``, send SIGTERM, return the process's stderr."""
+    deadline = time.time() + 300
+    while not list(root.glob(pattern)) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert list(root.glob(pattern)), f"no checkpoint was written ({pattern})"
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=180)[1]
+
+
 def test_sigterm_stops_a_run_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_dataset):
     saved = tmp_path / "saved"
     process = subprocess.Popen(
@@ -296,12 +306,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_d
          f"--checkpoint_dir={saved}", *tiny_args(epochs=100000, stopping_step=100000, optimizer_switch=False)],
         stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
-    deadline = time.time() + 240
-    while not list(saved.glob("*/checkpoint.pth")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert list(saved.glob("*/checkpoint.pth")), "no checkpoint was written"
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    err = sigterm_once_checkpointed(process, saved, "*/checkpoint.pth")
     checkpoint = next(saved.glob("*/checkpoint.pth"))
     assert process.returncode == 143, err
     assert f"terminated; resume with: python run_recbole_lsrm.py --checkpoint={checkpoint}" in err
@@ -328,12 +333,7 @@ def test_sigterm_stops_a_real_sweep_under_ray_like_ctrl_c(tmp_path, tiny_dataset
          "--epochs=100000", "--stopping_step=100000", "--optimizer_switch=False", "--topk=[5,10]"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
-    deadline = time.time() + 300
-    while not list(out.glob("trials/*/*/checkpoint.pth")) and time.time() < deadline and process.poll() is None:
-        time.sleep(0.5)
-    assert list(out.glob("trials/*/*/checkpoint.pth")), "no trial checkpoint was written"
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=180)
+    err = sigterm_once_checkpointed(process, out, "trials/*/*/checkpoint.pth")
     assert process.returncode == 143, err[-2000:]
     assert "terminated: run the same command again to continue" in err
     assert not (out / ".sweep.lock").exists()
