@@ -288,7 +288,6 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_and_a_live_one_refuses_othe
     assert not (tmp_path / ".lock").exists()
 
 
-@pytest.mark.slow
 def sigterm_once_checkpointed(process: subprocess.Popen, root: Path, pattern: str) -> str:
     """Wait (at most 5 min) for a checkpoint under ``root``, send SIGTERM, return the process's stderr."""
     deadline = time.time() + 300
@@ -299,6 +298,7 @@ def sigterm_once_checkpointed(process: subprocess.Popen, root: Path, pattern: st
     return process.communicate(timeout=180)[1]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_run_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_dataset):
     saved = tmp_path / "saved"
     process = subprocess.Popen(

@@ -112,6 +112,10 @@ def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dat
     study = load_study(path)
     outcome = run_study(study, ray_init=RAY)
     assert outcome["failed"] == {} and not outcome["interrupted"]
+    # The three sweeps' five trials share one Tune run: two at a time on two CPUs.
+    out = capsys.readouterr().out
+    assert out.count("Ray (local)") == 1 and "-> 2 trial(s) at a time" in out
+    assert "ablation/L1-d16-f100-s2020-no-lad started" in out and "converged: sweep done in" in out
     table = tmp_path / "report" / "results.csv"
     rows = read_rows(table)
     assert list(rows[0])[:4] == ["sweep", "section", "held_out", "key"]
@@ -161,6 +165,16 @@ def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dat
     path.write_text(yaml.safe_dump(changed))
     with pytest.raises(ConfigError, match="holds trials of sweep 'converged' run with other settings"):
         run_study(load_study(path), ray_init=RAY)
+
+
+def test_sweeps_run_together_must_share_their_resources(tiny_dataset, tmp_path):
+    from recbole_lsrm.sweep.runner import run_sweeps
+
+    plans = [plan_from_argv(["--dataset=cyclic", f"--data_path={tiny_dataset['data_path']}", "--depths=1",
+                             f"--out={tmp_path / name}", f"--cpus-per-trial={cpus}"]) for name, cpus in (("a", 1), ("b", 2))]
+    with pytest.raises(ConfigError, match="sweeps run together must share cpus_per_trial; these ask for 1 and 2"):
+        run_sweeps(plans)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_the_backbone_sections_report_depth_trends_and_variants(tmp_path):

@@ -1,4 +1,4 @@
-"""Running a study: its data, its sweeps in order, and one results table saved as trials finish.
+"""Running a study: its data, its sweeps (in order, in one Tune run), and one results table saved as trials finish.
 
 Every sweep runs in ``<work>/<sweep name>`` and is resumable as any sweep is: finished trials
 are skipped, an interrupted one resumes from its last epoch. The study's table
@@ -31,7 +31,7 @@ from recbole_lsrm.study.report import write_study_report
 from recbole_lsrm.study.spec import StudySpec, SweepSpec
 from recbole_lsrm.sweep.plan import build_plan
 from recbole_lsrm.sweep.results import gather, read_trial_record, write_results_csv
-from recbole_lsrm.sweep.runner import run_sweep
+from recbole_lsrm.sweep.runner import run_sweeps
 from recbole_lsrm.tasks.compare import compare
 
 STUDY_COLUMNS = ("sweep", "section", "held_out")
@@ -192,7 +192,10 @@ def run_study(
     ray_init: dict[str, Any] | None = None,
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Run the study's sweeps (or those in ``only``) in order; write the table and the report.
+    """Run the study's sweeps (or those in ``only``); write the table and the report.
+
+    The unfinished trials of all the sweeps go to one Tune run, in the study's order, so that
+    sweeps of one trial run side by side as the CPUs allow.
 
     Returns ``{"failed": {sweep: [keys]}, "interrupted": bool, "terminated": bool, "report": path or None}``.
     """
@@ -213,6 +216,7 @@ def run_study(
 
     outcome: dict[str, Any] = {"failed": {}, "interrupted": False, "terminated": False, "report": None}
     started = time.time()
+    plans, titles, sweeps = [], [], []
     for sweep in study.sweeps:
         if only and sweep.name not in only:
             continue
@@ -224,18 +228,24 @@ def run_study(
         local = {t.key for t in plan.trials if read_trial_record(t.trial_dir) is not None}
         from_table = sorted(taken - local)
         plan.trials = [t for t in plan.trials if t.key not in from_table]
-        print(f"\n== sweep {sweep.name} ({sweep.section}) ==", file=stream, flush=True)
+        title = f"\n== sweep {sweep.name} ({sweep.section}) =="
         if from_table:
-            print(f"  finished earlier, read from {table_path}: {', '.join(from_table)}", file=stream)
+            title += f"\n  finished earlier, read from {table_path}: {', '.join(from_table)}"
         if not plan.trials:
+            print(title, file=stream, flush=True)
             continue
-        result = run_sweep(plan, ray_init=ray_init, stream=stream, on_trial_finished=save, report=False)
+        plans.append(plan)
+        titles.append(title)
+        sweeps.append(sweep)
+    # One Tune run for all the sweeps: a sweep of one trial does not leave the other CPUs idle.
+    results = run_sweeps(plans, ray_init=ray_init, stream=stream, on_trial_finished=save, report=False,
+                         titles=titles) if plans else []
+    for sweep, result in zip(sweeps, results):
         if result.failed:
             outcome["failed"][sweep.name] = sorted(result.failed)
         if result.interrupted:
             outcome["interrupted"], outcome["terminated"] = True, result.terminated
-            break
-        if sweep.section == "tasks":
+        elif sweep.section == "tasks" and not dry_run:
             _compare_tasks(study, sweep, stream)
     if dry_run:
         return outcome

@@ -4,7 +4,8 @@ Ray is imported inside :func:`run_sweep` only. Locally, a Ray instance is starte
 machine and trials run in parallel as its CPUs and GPUs allow; with ``address`` the same
 trials go to an existing cluster (every node needs recbole_lsrm installed and the data at
 the same absolute path). Trials that finished in an earlier run of the sweep are not given
-to Tune at all; interrupted ones resume from their last epoch's checkpoint.
+to Tune at all; interrupted ones resume from their last epoch's checkpoint. Several sweeps
+(a study's) can share one Tune run, so that one-trial sweeps fill the machine together.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +91,8 @@ def _progress_callback_class():
 
     class SweepProgress(tune.Callback):
         def __init__(self, specs: dict[str, TrialSpec], stream: TextIO, on_finished=None) -> None:
-            self.specs = specs
+            self.specs = specs  # label -> trial
+            self.labels = {str(spec.trial_dir): label for label, spec in specs.items()}
             self.stream = stream
             self.on_finished = on_finished
             self.start = time.time()
@@ -104,20 +107,20 @@ def _progress_callback_class():
             print(f"[{_clock(time.time() - self.start)}] {text}", file=self.stream or sys.stdout, flush=True)
 
         def _key(self, trial) -> str:
-            return trial.config["trial"]["key"]
+            return self.labels[trial.config["trial"]["options"]["checkpoint_dir"]]
 
         def on_trial_start(self, iteration, trials, trial, **info) -> None:
             self.started += 1
             spec = self.specs[self._key(trial)]
             resumed = " (resuming its last checkpoint)" if unfinished_checkpoint(spec.trial_dir) else ""
-            self._say(f"{spec.key} started{resumed} ({self.started}/{len(self.specs)})")
+            self._say(f"{self._key(trial)} started{resumed} ({self.started}/{len(self.specs)})")
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             spec = self.specs[self._key(trial)]
             if result.get("trial_finished"):
                 ndcg = result.get("test_ndcg@10")
                 self._say(
-                    f"{spec.key} tested: test CE {_fmt(result.get('test_ce_loss'))}"
+                    f"{self._key(trial)} tested: test CE {_fmt(result.get('test_ce_loss'))}"
                     + (f", NDCG@10 {_fmt(ndcg)}" if ndcg is not None else "")
                     + f"  ({result.get('run_dir')})"
                 )
@@ -125,7 +128,7 @@ def _progress_callback_class():
             total = f"/{spec.planned_epochs}" if spec.planned_epochs else ""
             took = result.get("time_this_iter_s")  # Tune's time since the trial's last report
             self._say(
-                f"{spec.key} epoch {result.get('epoch')}{total}: train loss {_fmt(result.get('train_loss'))}, "
+                f"{self._key(trial)} epoch {result.get('epoch')}{total}: train loss {_fmt(result.get('train_loss'))}, "
                 f"valid CE {_fmt(result.get('valid_celoss'))} [{result.get('phase', '')}"
                 + (f", {took:.0f}s" if isinstance(took, (int, float)) else "") + "]"
             )
@@ -140,9 +143,9 @@ def _progress_callback_class():
             spec = self.specs[self._key(trial)]
             error = last_error(spec.trial_dir) or record_external_failure(spec.trial_dir, trial.error_file)
             if error.startswith("Traceback"):  # not a plugin error: show where it came from
-                self._say(f"{spec.key} FAILED:\n" + "\n".join("    " + line for line in error.splitlines()))
+                self._say(f"{self._key(trial)} FAILED:\n" + "\n".join("    " + line for line in error.splitlines()))
             else:
-                self._say(f"{spec.key} FAILED: {error}")
+                self._say(f"{self._key(trial)} FAILED: {error}")
 
     return SweepProgress
 
@@ -163,9 +166,11 @@ def _ray_config_classes():
         return RunConfig, FailureConfig
 
 
-def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
-              on_trial_finished: Callable[[str], None] | None = None) -> bool:
-    """Give the pending trials to Tune; returns "interrupted" (Ctrl-C), "terminated" (SIGTERM) or None."""
+def _run_tune(plans: list[SweepPlan], pending: dict[str, TrialSpec], ray_init: dict[str, Any] | None, stream: TextIO,
+              on_trial_finished: Callable[[str], None] | None = None) -> str | None:
+    """Give the pending trials (by label) of one or more sweeps that share their resources to
+    one Tune run; returns "interrupted" (Ctrl-C), "terminated" (SIGTERM) or None."""
+    plan = plans[0]  # resources, Ray's address and verbosity: the same for every plan (checked)
     # Importing Ray (and ray.init) installs a handler that exits the driver on SIGTERM: ours is
     # put back, so that SIGTERM stops the sweep as Ctrl-C does.
     on_sigterm = signal.getsignal(signal.SIGTERM)
@@ -209,23 +214,23 @@ def _run_tune(plan: SweepPlan, pending: list[TrialSpec], ray_init: dict[str, Any
             file=stream, flush=True,
         )
 
-        specs = {t.key: t for t in pending}
+        labels = {str(spec.trial_dir): label for label, spec in pending.items()}
         RunConfig, FailureConfig = _ray_config_classes()
         tuner = tune.Tuner(
             tune.with_resources(train_trial, {"cpu": plan.cpus_per_trial, "gpu": gpus}),
             param_space={
-                "trial": tune.grid_search([t.to_dict() for t in pending]),
+                "trial": tune.grid_search([t.to_dict() for t in pending.values()]),
                 "threads": max(1, int(plan.cpus_per_trial)),
             },
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=plan.max_concurrent,
-                trial_name_creator=lambda trial: trial.config["trial"]["key"],
-                trial_dirname_creator=lambda trial: trial.config["trial"]["key"],
+                trial_name_creator=lambda trial: labels[trial.config["trial"]["options"]["checkpoint_dir"]],
+                trial_dirname_creator=lambda trial: labels[trial.config["trial"]["options"]["checkpoint_dir"]].replace("/", "-"),
             ),
             run_config=RunConfig(
                 name=f"tune-{datetime.now():%Y%m%d-%H%M%S}",
-                storage_path=str(plan.out / "ray"),
-                callbacks=[_progress_callback_class()(specs, stream, on_trial_finished)],
+                storage_path=os.path.join(os.path.commonpath([str(p.out) for p in plans]), "ray"),
+                callbacks=[_progress_callback_class()(pending, stream, on_trial_finished)],
                 failure_config=FailureConfig(max_failures=0),
                 verbose=0,  # the callback prints the progress; Tune's tables would repeat it
             ),
@@ -267,31 +272,61 @@ def run_sweep(plan: SweepPlan, ray_init: dict[str, Any] | None = None, stream: T
     ``on_trial_finished(key)`` is called as each trial finishes (a study saves its results
     then); ``report=False`` writes results.csv but no report.
     """
+    return run_sweeps([plan], ray_init=ray_init, stream=stream, on_trial_finished=on_trial_finished, report=report)[0]
+
+
+_SHARED = ("cpus_per_trial", "gpus_per_trial", "num_cpus", "max_concurrent", "address", "verbose")
+
+
+def run_sweeps(plans: list[SweepPlan], ray_init: dict[str, Any] | None = None, stream: TextIO | None = None,
+               on_trial_finished: Callable[[str], None] | None = None, report: bool = True,
+               titles: list[str] | None = None) -> list[SweepOutcome]:
+    """:func:`run_sweep` for several sweeps at once: their unfinished trials share one Tune run
+    (so that sweeps of one or two trials keep every CPU busy), each sweep keeps its folder, lock,
+    results.csv and outcome. The plans must ask for the same resources. ``titles``: a line
+    printed before each plan's description. Trials are named ``<sweep folder>/<key>`` when
+    there is more than one plan, else by their key.
+    """
     stream = stream or sys.stdout  # looked up now: pytest and others swap sys.stdout
-    check_sweep_record(plan.out, plan.fingerprint(), write=not plan.dry_run)
-    done = finished_keys(plan.out)
-    pending = [t for t in plan.trials if t.key not in done]
-    outcome = SweepOutcome(skipped=[t.key for t in plan.trials if t.key in done])
-    print(
-        f"sweep {plan.model} on {plan.dataset}: {len(plan.trials)} trials, {len(outcome.skipped)} finished earlier, "
-        f"{len(pending)} to run\nfolder {plan.out}",
-        file=stream, flush=True,
-    )
-    describe(plan, done, stream)
-    if plan.dry_run:
-        return outcome
-    with FolderLock(plan.out, lambda pid: (
-            f"another sweep (process {pid}) is running in {plan.out}: wait for it to finish or stop it, then run "
-            "this command again (finished trials are skipped)"), name=".sweep.lock"):
-        return _run_pending(plan, pending, outcome, ray_init, stream, on_trial_finished, report)
+    for name in _SHARED:
+        values = {getattr(p, name) for p in plans}
+        if len(values) > 1:
+            shown = sorted(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            raise ConfigError(f"sweeps run together must share {name}; these ask for {' and '.join(shown)}")
+    outcomes, todo = [], []
+    for i, plan in enumerate(plans):
+        check_sweep_record(plan.out, plan.fingerprint(), write=not plan.dry_run)
+        done = finished_keys(plan.out)
+        todo.append([t for t in plan.trials if t.key not in done])
+        outcomes.append(SweepOutcome(skipped=[t.key for t in plan.trials if t.key in done]))
+        if titles:
+            print(titles[i], file=stream, flush=True)
+        print(
+            f"sweep {plan.model} on {plan.dataset}: {len(plan.trials)} trials, {len(outcomes[-1].skipped)} finished "
+            f"earlier, {len(todo[-1])} to run\nfolder {plan.out}",
+            file=stream, flush=True,
+        )
+        describe(plan, done, stream)
+    if any(plan.dry_run for plan in plans):
+        return outcomes
+    pending = {(f"{plan.out.name}/{t.key}" if len(plans) > 1 else t.key): t
+               for plan, trials in zip(plans, todo) for t in trials}
+    with ExitStack() as locks:
+        for plan in plans:
+            locks.enter_context(FolderLock(plan.out, lambda pid, out=plan.out: (
+                f"another sweep (process {pid}) is running in {out}: wait for it to finish or stop it, then run "
+                "this command again (finished trials are skipped)"), name=".sweep.lock"))
+        start = time.time()
+        stopped = _run_tune(plans, pending, ray_init, stream, on_trial_finished) if pending else None
+        for plan, trials, outcome in zip(plans, todo, outcomes):
+            outcome.interrupted, outcome.terminated = stopped is not None, stopped == "terminated"
+            _conclude(plan, trials, outcome, start, stream, report, named=len(plans) > 1)
+    return outcomes
 
 
-def _run_pending(plan: SweepPlan, pending: list[TrialSpec], outcome: "SweepOutcome", ray_init, stream: TextIO,
-                 on_trial_finished, report: bool) -> "SweepOutcome":
-    start = time.time()
-    if pending:
-        stopped = _run_tune(plan, pending, ray_init, stream, on_trial_finished)
-        outcome.interrupted, outcome.terminated = stopped is not None, stopped == "terminated"
+def _conclude(plan: SweepPlan, pending: list[TrialSpec], outcome: SweepOutcome, start: float, stream: TextIO,
+              report: bool, named: bool) -> None:
+    """Fill the outcome from the trial folders; write results.csv (and the report); print a summary."""
     done = finished_keys(plan.out)
     outcome.ran = [t.key for t in pending if t.key in done]
     outcome.failed = {
@@ -306,7 +341,8 @@ def _run_pending(plan: SweepPlan, pending: list[TrialSpec], outcome: "SweepOutco
             outcome.report = written.markdown
             outcome.notes = written.notes
     print(
-        f"sweep {'interrupted after' if outcome.interrupted else 'done in'} {_clock(time.time() - start)}: "
+        ("" if not named else f"{plan.out.name}: ")
+        + f"sweep {'interrupted after' if outcome.interrupted else 'done in'} {_clock(time.time() - start)}: "
         f"{len(outcome.ran)} run, {len(outcome.skipped)} skipped (finished earlier), "
         f"{len(outcome.failed)} {'unfinished' if outcome.interrupted else 'failed'}",
         file=stream, flush=True,
@@ -319,4 +355,3 @@ def _run_pending(plan: SweepPlan, pending: list[TrialSpec], outcome: "SweepOutco
     if outcome.results:
         print(f"results: {outcome.results}" + (f"\nreport:  {outcome.report}" if outcome.report else ""),
               file=stream, flush=True)
-    return outcome
