@@ -240,3 +240,39 @@ def test_the_compare_section_lists_every_setting_and_each_domain(tmp_path):
     text = write_study_report(path, tmp_path, title="domains").markdown.read_text()
     assert "## Settings compared" in text and "| hstu-beauty | HSTU | 2 |" in text
     assert "per domain of the held-out item" in text and "0.0600 [0.0400, 0.0800]" in text
+
+
+def test_a_compare_sweep_is_set_against_its_baseline_at_the_same_size_with_the_papers_finding(tmp_path, tiny_dataset):
+    from recbole_lsrm.study.report import write_study_report
+    from recbole_lsrm.study.runner import study_rows
+
+    path = write_study(tmp_path, Path(tiny_dataset["data_path"]), sweeps=[
+        {"name": "ids", "section": "compare", "depths": [2, 8]},
+        {"name": "side-info", "section": "compare", "depths": [2, 8], "baseline": "ids",
+         "paper": "Side information is  slightly worse\n in most cases."}])
+    study = load_study(path)
+    assert study.sweeps[1].paper == "Side information is slightly worse in most cases."
+
+    def row(sweep, depth, ndcg):
+        return {"sweep": sweep, "section": "compare", "held_out": False, "key": f"nl{depth}-f100-s2020",
+                "size": f"nl{depth}", "model": "HSTU", "dataset": "ml-1m", "base_dataset": "ml-1m", "fraction": 1.0,
+                "seed": 2020, "n_layers": depth, "N": 100, "test_ce_loss": 7.0, "test_ndcg@10": ndcg,
+                "test_ndcg@10_lo": ndcg - 0.01, "test_ndcg@10_hi": ndcg + 0.01, "test_hit@10": 2 * ndcg,
+                "test_hit@10_lo": 2 * ndcg - 0.01, "test_hit@10_hi": 2 * ndcg + 0.01, "baseline": "stale"}
+
+    # Rows from a committed table take the study file's notes as it is now.
+    committed = [row("ids", 2, 0.10), row("ids", 8, 0.12), row("side-info", 2, 0.105), row("side-info", 8, 0.08)]
+    rows = study_rows(study, committed)
+    assert [r.get("baseline") for r in rows] == [None, None, "ids", "ids"]
+    assert rows[3]["paper"] == "Side information is slightly worse in most cases."
+
+    table = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    text = write_study_report(table, tmp_path, title="side info").markdown.read_text()
+    assert ("- side-info against ids (HSTU, 2 blocks): NDCG@10 0.1050 vs 0.1000 (+0.0050, within the intervals); "
+            "HR@10 0.2100 vs 0.2000 (+0.0100, within the intervals).") in text
+    assert "- side-info against ids (HSTU, 8 blocks): NDCG@10 0.0800 vs 0.1200 (-0.0400, lower beyond the intervals)" in text
+    assert "- side-info: Side information is slightly worse in most cases." in text
+
+    with pytest.raises(ConfigError, match="paper must be a sentence"):
+        load_study(write_study(tmp_path, tmp_path, sweeps=[{"name": "a", "section": "compare", "paper": ["x"]}]))

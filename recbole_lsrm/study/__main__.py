@@ -16,7 +16,8 @@ RESUME = "run the same command again to continue (finished trials are skipped)"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m recbole_lsrm.study",
-        description="Run a study file's sweeps in order, save results.csv as trials finish, write the report.",
+        description="Run a study file's sweeps (their trials in one Ray Tune run, in the file's order), save results.csv "
+                    "as trials finish, write the report.",
     )
     parser.add_argument("study", help="the study's YAML file (studies/ml-1m.yaml)")
     parser.add_argument("--only", default="", help="run only these sweeps (comma-separated names); the report covers all")

@@ -299,7 +299,58 @@ def _compare_section(rows: pd.DataFrame) -> list[str]:
                 if _f(r.get(f"domain {d}: ndcg@10_lo")) != "-" else "") for d in per_domain]
             for _, r in rows.iterrows()]
         lines += _table(["sweep", "model", *per_domain], table)
+    lines += _against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"])
     return lines + [""]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+
+
+def _same_trial_size(rows: pd.DataFrame, row: pd.Series, sweep: str) -> pd.DataFrame:
+    """``sweep``'s trials of ``row``'s model, depth, data fraction and seed."""
+    match = rows["sweep"] == sweep
+    for column in ("model", "n_layers", "fraction", "seed"):
+        if column in rows.columns:
+            match &= rows[column].astype(str) == str(row.get(column))
+    return rows[match]
+
+
+def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
+    """Each trial of a sweep with a ``baseline`` against that sweep's trial of the same size,
+    then each sweep's ``paper`` note (the paper's finding for that comparison)."""
+    names = {"hit@10": "HR@10", "ndcg@10": "NDCG@10", "auc": "AUC", "logloss": "LogLoss"}
+    lines: list[str] = []
+    for _, row in rows.iterrows():
+        baseline = _text(row.get("baseline"))
+        if not baseline:
+            continue
+        size = f"{row.get('model', '')}, {_cell(row.get('n_layers'))} blocks"
+        base = _same_trial_size(rows, row, baseline)
+        if base.empty:
+            lines.append(f"- {row['sweep']} ({size}): no trial of {baseline} at that size yet.")
+            continue
+        parts = []
+        for name in figures:
+            value, other = _f(row.get(f"test_{name}")), _f(base.iloc[0].get(f"test_{name}"))
+            if "-" in (value, other):
+                continue
+            ours, theirs = _interval(row, name), _interval(base.iloc[0], name)
+            verdict = ("within the intervals" if ours is None or theirs is None or (ours[0] <= theirs[1] and theirs[0] <= ours[1])
+                       else "higher beyond the intervals" if ours[0] > theirs[1] else "lower beyond the intervals")
+            parts.append(f"{names.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
+        lines.append(f"- {row['sweep']} against {baseline} ({size}): {'; '.join(parts) or 'no shared figures'}.")
+    if lines:
+        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed; "
+                 "higher or lower only where the 95% intervals do not overlap):", ""] + lines
+    notes = {}
+    for _, row in rows.iterrows():
+        if _text(row.get("paper")):
+            notes.setdefault(str(row["sweep"]), _text(row.get("paper")))
+    if notes:
+        lines += ["", "The paper's findings for these comparisons (HSTU scaling study; its protocol and data):", ""]
+        lines += [f"- {sweep}: {text}" for sweep, text in notes.items()]
+    return lines
 
 
 # --- the report ------------------------------------------------------------------------------

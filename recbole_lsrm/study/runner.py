@@ -147,16 +147,24 @@ def study_rows(study: StudySpec, committed: list[dict[str, Any]]) -> list[dict[s
         if (out / "trials").is_dir():
             for row in gather(out):
                 rows[(sweep.name, row["key"])] = _label(row, sweep)
-    known = {s.name for s in study.sweeps}
+    known = {s.name: s for s in study.sweeps}
     for row in committed:
         if row["sweep"] in known:
-            rows.setdefault((row["sweep"], row["key"]), row)
+            rows.setdefault((row["sweep"], row["key"]), _with_notes(row, known[row["sweep"]]))
     order = {s.name: i for i, s in enumerate(study.sweeps)}
     return [rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], k[1]))]
 
 
+_NOTES = ("baseline", "paper")  # the sweep's compare notes, carried by each of its rows
+
+
 def _label(row: dict[str, Any], sweep: SweepSpec) -> dict[str, Any]:
-    return {"sweep": sweep.name, "section": sweep.section, "held_out": row["size"] in sweep.predict, **row}
+    return _with_notes({"sweep": sweep.name, "section": sweep.section, "held_out": row["size"] in sweep.predict, **row}, sweep)
+
+
+def _with_notes(row: dict[str, Any], sweep: SweepSpec) -> dict[str, Any]:
+    """The row with the study file's current notes (a committed row's earlier ones dropped)."""
+    return {**{k: v for k, v in row.items() if k not in _NOTES}, **{k: getattr(sweep, k) for k in _NOTES if getattr(sweep, k)}}
 
 
 def _check_fingerprint(study: StudySpec, sweep: str, fingerprint: dict[str, Any], committed: list, write: bool) -> None:

@@ -11,10 +11,17 @@ A study is a YAML file in the repository (``studies/ml-1m.yaml``)::
     options: {MAX_ITEM_LIST_LENGTH: 50}   # every trial
     sweeps:
       - name: single-epoch
-        section: size                # size | converged | ablation | tasks
+        section: size                # size | converged | ablation | tasks | depth | variants | compare
         sizes: [1x32, 2x64, 4x128]   # or scales: [l2, l4]
         predict: [L4-d128]           # sizes held out of the fit
         options: {epochs: 1}
+      - {name: ids, section: compare, depths: [2, 8]}   # section compare: settings side by side
+      - name: side-info
+        section: compare
+        depths: [2, 8]
+        baseline: ids                # each trial against sweep ids' trial of the same model and depth
+        paper: Side information is slightly worse in most cases.   # the paper's finding, in the report
+        options: {feature_fusion: mean, item_features: [genre]}
 
 Relative paths are read from the study file's folder. Each sweep runs through the Ray Tune
 sweep (:mod:`recbole_lsrm.sweep`) in ``<work>/<sweep name>``; its ``section`` says which part
@@ -37,7 +44,8 @@ from recbole_lsrm.sweep.plan import (
 
 SECTIONS = ("size", "converged", "ablation", "tasks", "depth", "variants", "compare")
 _STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial"}
-_SWEEP_KEYS = {"name", "model", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline"}
+_SWEEP_KEYS = {"name", "model", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline",
+               "paper"}
 
 
 @dataclass
@@ -53,7 +61,8 @@ class SweepSpec:
     ablation: list[str] = field(default_factory=list)
     predict: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
-    baseline: str | None = None  # ablation: the sweep whose rows are the "both" variant
+    baseline: str | None = None  # ablation: the "both" variant's sweep; compare: the sweep each trial is set against
+    paper: str | None = None  # compare: the paper's finding for this comparison, printed in the report
 
     def request(self, study: "StudySpec", data_path: Path, out: Path, dry_run: bool = False) -> SweepRequest:
         """The sweep's typed request, as ``python -m recbole_lsrm.sweep`` would build it."""
@@ -95,6 +104,14 @@ def _strings(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"{where} must be a list, got {value!r}")
     return [str(v) for v in value]
+
+
+def _note(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a sentence (the paper's finding), got {value!r}")
+    return " ".join(value.split())
 
 
 def _parsed(parse: Callable[[str], list], value: Any, where: str, key: str) -> list:
@@ -165,6 +182,7 @@ def load_study(path: str | Path) -> StudySpec:
             predict=_strings(entry.get("predict"), f"{where}: predict"),
             options=sweep_options,
             baseline=entry.get("baseline"),
+            paper=_note(entry.get("paper"), f"{where}: paper"),
         )
         if not sweep.sizes and not sweep.scales and not sweep.depths and section not in ("compare",):
             raise ConfigError(f"{where}: give sizes (1x32, 2x64), scales (l2, l4) or depths (2, 4, 8) "
