@@ -232,11 +232,11 @@ class AllPositionDecoder(NextItemModel):
         items = self.item_vectors()
         logits = [self.ranking_head(states, items[targets[valid]])]
         labels = [interaction[self.TARGET_LABEL_SEQ][valid].float()]
-        counts = negative_counts(len(states), self.neg_ratio).to(states.device)
-        if counts.sum() > 0:
-            rows = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts)
+        counts = negative_counts(len(states), self.neg_ratio, device=states.device)
+        rows = torch.repeat_interleave(torch.arange(len(states), device=states.device), counts)
+        if len(rows):
             users = interaction[self.USER_ID].unsqueeze(1).expand_as(targets)[valid][rows]
-            negatives = sample_negatives(users.cpu(), self.n_items, self.user_item_keys.cpu()).to(states.device)
+            negatives = sample_negatives(users, self.n_items, self.user_item_keys)
             logits.append(self.ranking_head(states[rows], items[negatives]))
             labels.append(torch.zeros(len(rows), device=states.device))
         return F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
