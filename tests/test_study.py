@@ -203,7 +203,7 @@ def test_the_backbone_sections_report_depth_trends_and_variants(tmp_path):
     text = report.markdown.read_text()
     assert "## Backbones scaled by depth" in text and (tmp_path / "depth.png").is_file()
     assert "- HSTU: 2 -> 4 better, 4 -> 8 better; still improving at 8 blocks" in text
-    assert "- GPT (LSRM): 2 -> 4 level, 4 -> 8 worse; no step is better beyond the intervals" in text
+    assert "- GPT (LSRM): 2 -> 4 level, 4 -> 8 worse; no step is better" in text
     assert "HSTU: hstu-softmax" in text and "0.3298 (softmax instead of SiLU)" in text
     assert "Joint law" not in text  # no size or converged trials: no joint law
 
@@ -276,3 +276,48 @@ def test_a_compare_sweep_is_set_against_its_baseline_at_the_same_size_with_the_p
 
     with pytest.raises(ConfigError, match="paper must be a sentence"):
         load_study(write_study(tmp_path, tmp_path, sweeps=[{"name": "a", "section": "compare", "paper": ["x"]}]))
+
+
+def test_paired_differences_over_the_same_users_decide_the_steps_the_intervals_cannot(tmp_path):
+    """Two trials tested on the same users: a small gain for every user is 'better' by the paired
+    interval though the trials' own intervals overlap; each row is set against its own reference."""
+    from recbole_lsrm.evaluation.intervals import save_per_user
+    from recbole_lsrm.study.backbones import trend
+    from recbole_lsrm.study.paired import add_paired_differences, read_paired
+
+    rng = np.random.default_rng(0)
+    base = rng.random(3000) * 0.3
+    rows = []
+
+    def row(sweep, section, depth, gain, users=3000, **extra):
+        run_dir = tmp_path / f"{sweep}-{depth}"
+        run_dir.mkdir()
+        ndcg = np.clip(base[:users] + gain, 0, 1)
+        save_per_user({"ndcg@10": ndcg, "hit@10": ndcg > 0.15}, run_dir)
+        lo, hi = bootstrap_intervals({"x": ndcg})["x"]
+        rows.append({"sweep": sweep, "section": section, "key": f"nl{depth}-f100-s2020", "model": "HSTU",
+                     "n_layers": depth, "fraction": 1.0, "seed": 2020, "run_dir": str(run_dir),
+                     "test_ndcg@10": ndcg.mean(), "test_ndcg@10_lo": lo, "test_ndcg@10_hi": hi, **extra})
+
+    row("hstu-depth", "depth", 2, 0.0)
+    row("hstu-depth", "depth", 8, 0.004)   # one step above 4 below, set against 4
+    row("hstu-depth", "depth", 4, 0.002)
+    row("hstu-softmax", "variants", 4, -0.003)
+    row("side-info", "compare", 4, 0.0, baseline="hstu-softmax")
+    row("other-users", "compare", 4, 0.0, users=2000, baseline="hstu-softmax")
+    rows = add_paired_differences(rows)
+    by = {(r["sweep"], r["n_layers"]): r for r in rows}
+    assert "paired_ref" not in by[("hstu-depth", 2)]
+    assert by[("hstu-depth", 8)]["paired_ref"] == "hstu-depth/nl4-f100-s2020"
+    assert by[("hstu-depth", 4)]["paired_ref"] == "hstu-depth/nl2-f100-s2020"
+    assert by[("hstu-softmax", 4)]["paired_ref"] == "hstu-depth/nl4-f100-s2020"
+    assert by[("side-info", 4)]["paired_ref"] == "hstu-softmax/nl4-f100-s2020"
+    assert "paired_ref" not in by[("other-users", 4)]  # other test users: no pairing
+    diff = read_paired(by[("hstu-softmax", 4)], "ndcg@10")
+    assert diff[0] == pytest.approx(-0.005, abs=2e-4) and diff[2] < 0
+
+    depth = pd.DataFrame([r for r in rows if r["section"] == "depth"])
+    a, b = depth.sort_values("n_layers").iloc[0], depth.sort_values("n_layers").iloc[1]
+    assert b["test_ndcg@10_lo"] < a["test_ndcg@10_hi"]  # the trials' own intervals overlap
+    steps, last_good = trend(depth)
+    assert steps[0].startswith("2 -> 4 better (+0.0020 [+0.00") and last_good == 8

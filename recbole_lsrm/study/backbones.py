@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recbole_lsrm.scaling.plots import figure
+from recbole_lsrm.scaling.plots import pyplot, save_figure
+from recbole_lsrm.study.paired import paired_text, read_paired
+from recbole_lsrm.study.paired import verdict as paired_verdict
 from recbole_lsrm.tables import format_table
 
 # The paper's ML-20M HR@10 of HSTU's variants (part 2), by the variant names study files use.
@@ -73,19 +75,25 @@ def _label(model: str) -> str:
 
 
 def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | None]:
-    """Each step in depth as better / worse beyond the intervals or level, and the last depth
-    reached by steps that were never worse (where the model stops improving)."""
+    """Each step in depth as better / worse or level, and the last depth reached by a better
+    step (where the model stops improving). A step is judged by its paired difference over the
+    same test users where the table has it (:mod:`recbole_lsrm.study.paired`), else by whether
+    the two trials' own intervals overlap."""
     steps, last_good = [], None
     ordered = rows.sort_values("n_layers")
     for (_, a), (_, b) in zip(ordered.iloc[:-1].iterrows(), ordered.iloc[1:].iterrows()):
+        diff = read_paired(b, name) if str(b.get("paired_ref")) == f"{a['sweep']}/{a['key']}" else None
         ia, ib = _ci(a, name), _ci(b, name)
-        if ia is not None and ib is not None and ib[0] > ia[1]:
-            verdict = "better"
+        if diff is not None:
+            verdict = {"higher": "better", "lower": "worse", "level": "level"}[paired_verdict(diff)]
+            detail = f" ({paired_text(diff)})"
+        elif ia is not None and ib is not None and ib[0] > ia[1]:
+            verdict, detail = "better", ""
         elif ia is not None and ib is not None and ib[1] < ia[0]:
-            verdict = "worse"
+            verdict, detail = "worse", ""
         else:
-            verdict = "level"
-        steps.append(f"{int(a['n_layers'])} -> {int(b['n_layers'])} {verdict}")
+            verdict, detail = "level", ""
+        steps.append(f"{int(a['n_layers'])} -> {int(b['n_layers'])} {verdict}{detail}")
         if verdict == "better":
             last_good = int(b["n_layers"])
     return steps, last_good
@@ -111,35 +119,48 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]
               if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
         lines += ["", f"Stopped by the epoch cap, not by the validation CE (still improving): {', '.join(capped)}."]
-    lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% intervals do not overlap):", ""]
+    lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% interval of the paired difference "
+              "over the same test users, shown in brackets, excludes 0; without per-user figures, where the two "
+              "trials' intervals do not overlap):", ""]
     for model, group in rows.groupby("model", sort=False):
         steps, last_good = trend(group)
         best = group.loc[group["test_ndcg@10"].astype(float).idxmax()]
         where = (f"still improving at {last_good} blocks" if last_good == int(group["n_layers"].max())
-                 else f"improves up to {last_good} blocks" if last_good else "no step is better beyond the intervals")
+                 else f"improves up to {last_good} blocks" if last_good else "no step is better")
         lines.append(f"- {_label(model)}: {', '.join(steps) or 'one depth only'}; {where}; best NDCG@10 "
                      f"{_value(best, 'ndcg@10'):.4f} at {int(best['n_layers'])} blocks.")
     lines.append("")
     path = out / "depth.png"
     plot_depth(rows, path)
     plots.append(path)
-    lines += [f"![NDCG@10 against depth]({path.name})", ""]
+    lines += [f"![NDCG@10 and HR@10 against depth]({path.name})", ""]
     return lines
 
 
 def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
-    """NDCG@10 against the number of blocks (log2 axis), one line per backbone, 95% error bars."""
-    with figure(path, "Backbones scaled by depth", "blocks", "test NDCG@10", size=(6.5, 4.2)) as (_, ax):
-        for model, group in rows.groupby("model", sort=False):
-            group = group.sort_values("n_layers")
-            x = group["n_layers"].astype(float).to_numpy()
-            y = group["test_ndcg@10"].astype(float).to_numpy()
-            cis = [_ci(r, "ndcg@10") for _, r in group.iterrows()]
-            err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)], [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(str(model)))
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(rows["n_layers"].astype(float).unique()))
-        ax.get_xaxis().set_major_formatter(lambda v, _: f"{v:g}")
+    """NDCG@10 and HR@10 against the number of blocks (log2 axis), one line per backbone, 95% error bars."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    try:
+        for ax, name, title in zip(axes, ("ndcg@10", "hit@10"), ("NDCG@10", "HR@10")):
+            for model, group in rows.groupby("model", sort=False):
+                group = group.sort_values("n_layers")
+                x = group["n_layers"].astype(float).to_numpy()
+                y = group[f"test_{name}"].astype(float).to_numpy()
+                cis = [_ci(r, name) for _, r in group.iterrows()]
+                err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
+                                [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(str(model)))
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(rows["n_layers"].astype(float).unique()))
+            ax.get_xaxis().set_major_formatter(lambda v, _: f"{v:g}")
+            ax.set_xlabel("blocks")
+            ax.set_ylabel(f"test {title}")
+            ax.set_title(f"Backbones scaled by depth: {title}")
+            ax.legend(fontsize=8)
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -156,10 +177,14 @@ def variants_section(rows: pd.DataFrame, depth_rows: pd.DataFrame) -> list[str]:
             full = depth_rows[(depth_rows["model"] == r["model"]) & (depth_rows["n_layers"] == r["n_layers"])]
             paper = PAPER_VARIANTS_ML20M.get(name)
             full_hr = _with_ci(full.iloc[0], "hit@10") if len(full) else "-"
+            diff = read_paired(r, "hit@10")
             table.append([f"{_label(str(r['model']))}: {sweep}", str(int(r["n_layers"])), _with_ci(r, "hit@10"),
-                          _with_ci(r, "ndcg@10"), full_hr, f"{paper[0]:.4f} ({paper[1]})" if paper else "-"])
+                          _with_ci(r, "ndcg@10"), full_hr,
+                          f"{paired_text(diff)} {paired_verdict(diff)}" if diff is not None else "-",
+                          f"{paper[0]:.4f} ({paper[1]})" if paper else "-"])
     lines += format_table(["variant", "blocks", "HR@10 [95%]", "NDCG@10 [95%]", "full model's HR@10",
-                           "paper, ML-20M HR@10"], table, style="markdown").splitlines()
+                           "HR@10 minus the full model's [paired 95%]", "paper, ML-20M HR@10"],
+                          table, style="markdown").splitlines()
     full_paper = PAPER_VARIANTS_ML20M["full"][0]
     lines += ["", f"The paper's full HSTU: HR@10 {full_paper:.4f}; every variant is below it there.", ""]
     return lines

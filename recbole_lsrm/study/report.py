@@ -41,6 +41,8 @@ from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_jo
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
 from recbole_lsrm.study.backbones import depth_section, variants_section
+from recbole_lsrm.study.paired import paired_text, read_paired
+from recbole_lsrm.study.paired import verdict as paired_verdict
 from recbole_lsrm.sweep.plan import ABLATIONS
 from recbole_lsrm.tables import format_table
 
@@ -335,14 +337,20 @@ def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
             value, other = _f(row.get(f"test_{name}")), _f(base.iloc[0].get(f"test_{name}"))
             if "-" in (value, other):
                 continue
+            diff = read_paired(row, name) if _text(row.get("paired_ref")) == f"{baseline}/{base.iloc[0]['key']}" else None
+            if diff is not None:
+                parts.append(f"{names.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
+                continue
             ours, theirs = _interval(row, name), _interval(base.iloc[0], name)
             verdict = ("within the intervals" if ours is None or theirs is None or (ours[0] <= theirs[1] and theirs[0] <= ours[1])
                        else "higher beyond the intervals" if ours[0] > theirs[1] else "lower beyond the intervals")
             parts.append(f"{names.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
         lines.append(f"- {row['sweep']} against {baseline} ({size}): {'; '.join(parts) or 'no shared figures'}.")
     if lines:
-        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed; "
-                 "higher or lower only where the 95% intervals do not overlap):", ""] + lines
+        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed): "
+                 "the paired difference over the same test users with its 95% interval, higher or lower where it "
+                 "excludes 0; without per-user figures, the two trials' intervals (higher or lower where they do not "
+                 "overlap):", ""] + lines
     notes = {}
     for _, row in rows.iterrows():
         if _text(row.get("paper")):

@@ -1,0 +1,100 @@
+"""Paired differences between a study's trials, over the same test users.
+
+Two trials of one study are tested on the same users, so the difference of their per-user
+figures (``test_per_user.npz`` in each run folder) has a much narrower interval than the two
+separate intervals suggest. Each row gets the difference against its reference trial:
+
+- ``depth``: the same sweep's trial one depth below (same data fraction and seed);
+- ``variants``: the ``depth`` trial of the same model and depth (the full model);
+- a sweep with a ``baseline``: that sweep's trial of the same model and depth.
+
+The columns (``paired_ref``, ``paired_<metric>``, ``paired_<metric>_lo``/``_hi``) are written
+into the study's table, so the report (made from the table alone) can use them; a row whose
+run folders are gone (a study continued elsewhere) keeps the values the table had.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from recbole_lsrm.evaluation.intervals import load_per_user, paired_difference
+
+PAIRED_METRICS = ("ndcg@10", "hit@10")
+_SAME_SIZE = ("model", "n_layers", "fraction", "seed")
+
+
+def _same(a: dict[str, Any], b: dict[str, Any], columns: tuple[str, ...]) -> bool:
+    return all(str(a.get(c)) == str(b.get(c)) for c in columns)
+
+
+def _depth(row: dict[str, Any]) -> float:
+    try:
+        return float(row.get("n_layers"))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The trial ``row`` is set against, or None."""
+    section, baseline = row.get("section"), row.get("baseline")
+    if baseline:
+        found = [r for r in rows if r.get("sweep") == baseline and _same(r, row, _SAME_SIZE)]
+    elif section == "depth":
+        below = [r for r in rows if r.get("sweep") == row.get("sweep") and _same(r, row, ("fraction", "seed"))
+                 and _depth(r) < _depth(row)]
+        found = sorted(below, key=_depth)[-1:]
+    elif section == "variants":
+        found = [r for r in rows if r.get("section") == "depth" and _same(r, row, _SAME_SIZE)]
+    else:
+        return None
+    return found[0] if found else None
+
+
+def _per_user(row: dict[str, Any], cache: dict[str, Any]) -> dict | None:
+    run_dir = row.get("run_dir")
+    if not run_dir:
+        return None
+    if run_dir not in cache:
+        cache[run_dir] = load_per_user(Path(run_dir)) if Path(run_dir).is_dir() else None
+    return cache[run_dir]
+
+
+def add_paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with a reference trial and both runs' per-user figures at hand gets the paired
+    difference (this row minus the reference) of :data:`PAIRED_METRICS` with its 95% interval."""
+    cache: dict[str, Any] = {}
+    for row in rows:
+        ref = reference(row, rows)
+        if ref is None:
+            continue
+        mine, theirs = _per_user(row, cache), _per_user(ref, cache)
+        if mine is None or theirs is None:
+            continue  # a row from the committed table keeps its columns
+        for metric in PAIRED_METRICS:
+            if metric not in mine or metric not in theirs or len(mine[metric]) != len(theirs[metric]):
+                continue  # not the same test users
+            diff = paired_difference(theirs, mine, metric)
+            row["paired_ref"] = f"{ref['sweep']}/{ref['key']}"
+            row[f"paired_{metric}"], row[f"paired_{metric}_lo"], row[f"paired_{metric}_hi"] = (
+                diff["mean"], diff["lo"], diff["hi"])
+    return rows
+
+
+def read_paired(row: Any, metric: str) -> tuple[float, float, float] | None:
+    """(difference, lo, hi) from a table row's paired columns, or None where it has none."""
+    try:
+        values = tuple(float(row.get(f"paired_{metric}{end}")) for end in ("", "_lo", "_hi"))
+    except (TypeError, ValueError):
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def verdict(diff: tuple[float, float, float]) -> str:
+    """higher / lower where the paired interval excludes 0, else level."""
+    return "higher" if diff[1] > 0 else "lower" if diff[2] < 0 else "level"
+
+
+def paired_text(diff: tuple[float, float, float]) -> str:
+    return f"{diff[0]:+.4f} [{diff[1]:+.4f}, {diff[2]:+.4f}]"
