@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
-from recbole_lsrm.model.decoder import AllPositionDecoder, SideInputs
-from recbole_lsrm.model.relative import Rotary, relative_modules, time_buckets
+from recbole_lsrm.model.cpu_dropout import causal_attention
+from recbole_lsrm.model.decoder import SideInputs
+from recbole_lsrm.model.prenorm import PreNormBlock, PreNormDecoder
+from recbole_lsrm.model.relative import Rotary
 
 
 def llama_ffn_dim(d_model: int) -> int:
@@ -90,8 +91,10 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class LlamaBlock(nn.Module):
+class LlamaBlock(PreNormBlock):
     """Pre-RMSNorm block: x + Attn(RMSNorm(x)), then x + SwiGLU(RMSNorm(x)); one dropout rate per layer."""
+
+    parts = ("input_norm", "attn", "post_attention_norm", "mlp")
 
     def __init__(self, d_model: int, n_heads: int, ffn_dim: int, eps: float, dropout: float) -> None:
         super().__init__()
@@ -99,23 +102,10 @@ class LlamaBlock(nn.Module):
         self.attn = LlamaAttention(d_model, n_heads)
         self.post_attention_norm = RMSNorm(d_model, eps)
         self.mlp = SwiGLU(d_model, ffn_dim)
-        self.dropout = Dropout(dropout)
-        self.set_dropout(dropout)
-
-    def set_dropout(self, rate: float) -> None:
-        self.dropout.p = rate
-        self.attn.dropout = rate
-
-    @property
-    def dropout_rate(self) -> float:
-        return self.dropout.p
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
-        x = self.dropout.residual(x, self.attn(self.input_norm(x), bias, rotary))
-        return self.dropout.residual(x, self.mlp(self.post_attention_norm(x)))
+        self.init_dropout(dropout)
 
 
-class Llama(AllPositionDecoder):
+class Llama(PreNormDecoder):
     r"""Llama decoder over item IDs, trained on every position of a window (Touvron et al. 2023)."""
 
     position_table = False
@@ -133,13 +123,7 @@ class Llama(AllPositionDecoder):
         self.blocks = nn.ModuleList(
             LlamaBlock(self.d_model, self.n_heads, self.ffn_dim, eps, rate) for rate in self.layer_dropout
         )
-        self.rab_kind = self.option(config, "rab")
-        self.num_time_buckets = config["num_time_buckets"] if self.rab_kind == "position_time" else None
-        if self.num_time_buckets is not None:
-            self.check_time_input(config, dataset)
-        # Built once for the longest length: every block shares the rotary tables.
-        self.rab, self.rotary = relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads,
-                                                 self.num_time_buckets)
+        self.build_relative(config, dataset)
         self.final_norm = RMSNorm(self.d_model, eps)
         self.set_layer_dropout(self.layer_dropout)
         self._init_weights(config["initializer_range"])
@@ -159,19 +143,5 @@ class Llama(AllPositionDecoder):
                 side: SideInputs | None = None) -> torch.Tensor:
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
         in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
-        x = self.embedding_dropout(self.input_items(item_seq, side))  # (B, T, d); (B, 2T, d) with behaviour tokens
-        T = x.size(1)
-        bias = None
-        if self.rab is not None:  # once per batch, shared by every block
-            buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
-            bias = self.rab(buckets, T)
-        for block in self.blocks:
-            x = block(x, bias, self.rotary)
-        return self.final_norm(x)
-
-    def hidden_states(self, interaction) -> torch.Tensor:
-        side = self.side_inputs(interaction)
-        if self.num_time_buckets is None and side is None:
-            return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        times = self.expand_tokens(interaction[self.TIME_SEQ]) if self.num_time_buckets is not None else None
-        return self.item_positions(self(interaction[self.ITEM_SEQ], times, side))
+        x = self.input_items(item_seq, side)  # (B, T, d); (B, 2T, d) with behaviour tokens
+        return self.run_blocks(self.embedding_dropout(x), timestamps)

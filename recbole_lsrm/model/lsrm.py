@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 
-from recbole_lsrm.model.cpu_dropout import Dropout, causal_attention
-from recbole_lsrm.model.decoder import AllPositionDecoder, SideInputs
-from recbole_lsrm.model.relative import Rotary, relative_modules, time_buckets
+from recbole_lsrm.model.cpu_dropout import causal_attention
+from recbole_lsrm.model.decoder import SideInputs
+from recbole_lsrm.model.prenorm import PreNormBlock, PreNormDecoder
+from recbole_lsrm.model.relative import Rotary
 
 
 def non_embedding_params(n_layers: int, d_model: int) -> int:
@@ -46,8 +47,10 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
 
 
-class DecoderBlock(nn.Module):
-    """Pre-LN block: x + Attn(LN(x)), then x + FFN(LN(x)); one dropout rate for the whole layer."""
+class DecoderBlock(PreNormBlock):
+    """Pre-LN block (GPT-2's): x + Attn(LN(x)), then x + FFN(LN(x)); one dropout rate for the whole layer."""
+
+    parts = ("ln_attn", "attn", "ln_ffn", "ffn")
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
@@ -55,23 +58,10 @@ class DecoderBlock(nn.Module):
         self.attn = CausalSelfAttention(d_model, n_heads)
         self.ln_ffn = nn.LayerNorm(d_model)
         self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
-        self.dropout = Dropout(dropout)
-        self.set_dropout(dropout)
-
-    def set_dropout(self, rate: float) -> None:
-        self.dropout.p = rate
-        self.attn.dropout = rate
-
-    @property
-    def dropout_rate(self) -> float:
-        return self.dropout.p
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
-        x = self.dropout.residual(x, self.attn(self.ln_attn(x), bias, rotary))
-        return self.dropout.residual(x, self.ffn(self.ln_ffn(x)))
+        self.init_dropout(dropout)
 
 
-class LSRM(AllPositionDecoder):
+class LSRM(PreNormDecoder):
     r"""Decoder-only transformer over item IDs, trained on every position (LSRM paper III-A)."""
 
     @classmethod
@@ -85,12 +75,7 @@ class LSRM(AllPositionDecoder):
         )
         # rab: none (the learned positions alone, the paper's LSRM), or HSTU's relative bias
         # (position, position_time: "GPT with HSTU's bias and a pre-norm residual"), or rope.
-        self.rab_kind = self.option(config, "rab")
-        self.num_time_buckets = config["num_time_buckets"] if self.rab_kind == "position_time" else None
-        if self.num_time_buckets is not None:
-            self.check_time_input(config, dataset)
-        self.rab, self.rotary = relative_modules(self.rab_kind, self.token_length, self.d_model // self.n_heads,
-                                                 self.num_time_buckets)
+        self.build_relative(config, dataset)
         self.final_norm = nn.LayerNorm(self.d_model)
         self.set_layer_dropout(self.layer_dropout)
         self._init_weights(config["initializer_range"])
@@ -114,20 +99,5 @@ class LSRM(AllPositionDecoder):
         """Hidden states for every position: (B, T) item ids (with rab: position_time, their times
         in seconds; ``side``: users and behaviours, where used) -> (B, T, d)."""
         x = self.input_items(item_seq, side)  # (B, T, d); (B, 2T, d) with behaviour tokens
-        T = x.size(1)
-        x = x + self.position_embedding(torch.arange(T, device=item_seq.device))
-        x = self.embedding_dropout(x)
-        bias = None
-        if self.rab is not None:  # once per batch, shared by every block
-            buckets = time_buckets(timestamps, self.num_time_buckets) if self.num_time_buckets else None
-            bias = self.rab(buckets, T)  # (B, T, T) or (T, T)
-        for block in self.blocks:
-            x = block(x, bias, self.rotary)
-        return self.final_norm(x)
-
-    def hidden_states(self, interaction) -> torch.Tensor:
-        side = self.side_inputs(interaction)
-        if self.num_time_buckets is None and side is None:
-            return self(interaction[self.ITEM_SEQ])  # through __call__, so that compile() applies
-        times = self.expand_tokens(interaction[self.TIME_SEQ]) if self.num_time_buckets is not None else None
-        return self.item_positions(self(interaction[self.ITEM_SEQ], times, side))
+        x = x + self.position_embedding(torch.arange(x.size(1), device=item_seq.device))
+        return self.run_blocks(self.embedding_dropout(x), timestamps)
