@@ -20,7 +20,6 @@ Reference:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch
@@ -108,6 +107,8 @@ class LlamaBlock(PreNormBlock):
 class Llama(PreNormDecoder):
     r"""Llama decoder over item IDs, trained on every position of a window (Touvron et al. 2023)."""
 
+    residual_projections = ("o_proj.weight", "down_proj.weight")  # Llama's residual branches' last matrices
+
     position_table = False
     size_keys = ("n_layers", "d_model", "ffn_dim")
 
@@ -126,18 +127,8 @@ class Llama(PreNormDecoder):
         self.build_relative(config, dataset)
         self.final_norm = RMSNorm(self.d_model, eps)
         self.set_layer_dropout(self.layer_dropout)
-        self._init_weights(config["initializer_range"])
+        self.init_weights(config["initializer_range"])
 
-    def _init_weights(self, std: float) -> None:
-        for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                # The residual branches' last projections scaled by depth, as GPT-2 (and LSRM) do.
-                scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith(("o_proj.weight", "down_proj.weight")) else 1.0
-                nn.init.normal_(p, mean=0.0, std=std * scale)
-            elif "rab." in name:
-                nn.init.normal_(p, mean=0.0, std=std)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
 
     def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,
                 side: SideInputs | None = None) -> torch.Tensor:

@@ -12,11 +12,8 @@ Reference:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
-
 
 from recbole_lsrm.model.cpu_dropout import causal_attention
 from recbole_lsrm.model.decoder import SideInputs
@@ -64,6 +61,8 @@ class DecoderBlock(PreNormBlock):
 class LSRM(PreNormDecoder):
     r"""Decoder-only transformer over item IDs, trained on every position (LSRM paper III-A)."""
 
+    residual_projections = ("proj.weight", "ffn.2.weight")  # GPT-2's residual branches' last matrices
+
     @classmethod
     def non_embedding_params_for(cls, sizes) -> int:
         return non_embedding_params(sizes["n_layers"], sizes["d_model"])
@@ -78,20 +77,8 @@ class LSRM(PreNormDecoder):
         self.build_relative(config, dataset)
         self.final_norm = nn.LayerNorm(self.d_model)
         self.set_layer_dropout(self.layer_dropout)
-        self._init_weights(config["initializer_range"])
+        self.init_weights(config["initializer_range"])
 
-    def _init_weights(self, std: float) -> None:
-        for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                # GPT-2: residual projections scaled by depth keep the stream's variance steady.
-                scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith(("proj.weight", "ffn.2.weight")) else 1.0
-                nn.init.normal_(p, mean=0.0, std=std * scale)
-            elif "rab." in name:
-                nn.init.normal_(p, mean=0.0, std=std)  # the bias tables, as HSTU's
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
-        with torch.no_grad():
-            self.item_embedding.weight[0].zero_()
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, item_seq: torch.Tensor, timestamps: torch.Tensor | None = None,

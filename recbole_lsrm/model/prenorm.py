@@ -11,6 +11,8 @@ HuggingFace weights.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,6 +51,23 @@ class PreNormBlock(nn.Module):
 class PreNormDecoder(AllPositionDecoder):
     """A causal stack of :class:`PreNormBlock` over item ids; subclasses build ``blocks`` and
     ``final_norm``, call :meth:`build_relative` and define ``forward`` with :meth:`run_blocks`."""
+
+    residual_projections: tuple[str, ...] = ()  # names (ends) of each block's last residual matrices
+
+    def init_weights(self, std: float) -> None:
+        """Normal(0, std) matrices, the residual branches' last ones scaled by 1/sqrt(2 n_layers)
+        (GPT-2's, kept by Llama: the residual stream's variance stays steady with depth), the
+        relative bias tables normal too, biases zero, the padding item's embedding zero."""
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                scale = 1.0 / math.sqrt(2 * self.n_layers) if name.endswith(self.residual_projections) else 1.0
+                nn.init.normal_(p, mean=0.0, std=std * scale)
+            elif "rab." in name:
+                nn.init.normal_(p, mean=0.0, std=std)  # the bias tables, as HSTU's
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
 
     def build_relative(self, config, dataset) -> None:
         """``rab``: none, HSTU's relative bias (position, position_time) or rope, shared by every block."""
