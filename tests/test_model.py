@@ -7,7 +7,7 @@ import torch
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import LSRM
-from recbole_lsrm.model.dropout import rates_for_epoch
+from recbole_lsrm.trainer.policies import rates_for_epoch
 from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.lsrm import non_embedding_params
 from recbole_lsrm.scaling.scales import scales

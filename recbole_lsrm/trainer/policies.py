@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from recbole_lsrm.model.dropout import rates_for_epoch
 from recbole_lsrm.trainer.optim import WarmupCosine, build_adam, build_sgd
 from recbole_lsrm.trainer.state import TrainingState
 
@@ -90,9 +89,21 @@ class OptimizerSwitch:
         return state.evals_since_best >= self.patience
 
 
+def rates_for_epoch(rates: list[float], schedule: str, epoch: int, schedule_epochs: int) -> list[float]:
+    """The per-layer rates in force during ``epoch`` (0-based) under ``schedule``: ``constant``
+    (always), ``early`` (the first ``schedule_epochs`` epochs, then 0) or ``late`` (0 for those
+    epochs, then the rates), "Dropout reduces underfitting" (the LSRM paper's [16])."""
+    if schedule == "early":
+        return list(rates) if epoch < schedule_epochs else [0.0] * len(rates)
+    if schedule == "late":
+        return [0.0] * len(rates) if epoch < schedule_epochs else list(rates)
+    return list(rates)
+
+
 @dataclass(frozen=True)
 class DropoutSchedule:
-    """Each epoch's layer-wise dropout rates: ``constant``, ``early`` or ``late`` (model/dropout.py)."""
+    """Each epoch's layer-wise dropout rates (``layer_dropout``, read once by
+    :func:`recbole_lsrm.options.resolve_layer_dropout`) under ``dropout_schedule``."""
 
     kind: str
     epochs: int
