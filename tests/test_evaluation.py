@@ -67,3 +67,22 @@ def test_coverage_counts_distinct_recommended_items_over_the_catalogue():
     struct.set("data.num_items", 11)  # ten items plus padding id 0
     result = Coverage({"metric_decimal_place": 4, "topk": [1, 3]}).calculate_metric(struct)
     assert result == {"coverage@1": 0.2, "coverage@3": 0.6}
+
+
+def test_bootstrap_resamples_drawn_in_chunks_give_the_intervals_of_one_draw(monkeypatch):
+    """The intervals do not depend on how many resamples are held at once (the memory bound)."""
+    from recbole_lsrm.evaluation import intervals
+
+    rng = np.random.default_rng(3)
+    a = {"ndcg@10": rng.random(501), "hit@10": (rng.random(501) > 0.5).astype(float)}
+    b = {k: v + rng.normal(0, 0.05, 501) for k, v in a.items()}
+    index = np.random.default_rng(intervals.SEED).integers(0, 501, size=(intervals.N_RESAMPLES, 501))
+    one_draw = {k: np.percentile(v[index].mean(axis=1), [2.5, 97.5]) for k, v in a.items()}
+    for chunk in (1 << 22, 501 * 7, 500):  # all at once, 7 resamples, one (fewer elements than a row)
+        monkeypatch.setattr(intervals, "_CHUNK_ELEMENTS", chunk)
+        got = intervals.bootstrap_intervals(a)
+        for name in a:
+            np.testing.assert_allclose(got[name], one_draw[name], rtol=0, atol=1e-15)
+        diff = intervals.paired_difference(a, b, "ndcg@10")
+        expected = np.percentile((b["ndcg@10"] - a["ndcg@10"])[index].mean(axis=1), [2.5, 97.5])
+        np.testing.assert_allclose([diff["lo"], diff["hi"]], expected, rtol=0, atol=1e-15)

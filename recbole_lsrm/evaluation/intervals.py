@@ -52,13 +52,32 @@ def bootstrap_intervals(
     n_users = len(next(iter(per_user.values())))
     if n_users < 2:
         return {}
-    index = np.random.default_rng(seed).integers(0, n_users, size=(n_resamples, n_users))
     tail = 100 * (1 - level) / 2
     out = {}
-    for name, values in per_user.items():
-        means = values[index].mean(axis=1)
+    for name, means in resampled_means(per_user, n_resamples, seed).items():
         lo, hi = np.percentile(means, [tail, 100 - tail])
         out[name] = [float(lo), float(hi)]
+    return out
+
+
+# Resampled user indices held at once (32 MiB of int64): a large test set (ML-20M's 138K users)
+# would otherwise hold n_resamples x n_users of them, over a gigabyte, twice.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def resampled_means(columns: dict[str, np.ndarray], n_resamples: int = N_RESAMPLES, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Each column's mean over ``n_resamples`` bootstrap resamples of the users, the same
+    resamples for every column, drawn a chunk of resamples at a time (the generator's stream
+    is the same as one draw of them all, so the figures do not depend on the chunk size)."""
+    n_users = len(next(iter(columns.values())))
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK_ELEMENTS // max(1, n_users))
+    out = {name: np.empty(n_resamples) for name in columns}
+    for start in range(0, n_resamples, step):
+        count = min(step, n_resamples - start)
+        index = rng.integers(0, n_users, size=(count, n_users))
+        for name, values in columns.items():
+            out[name][start:start + count] = np.asarray(values)[index].mean(axis=1)
     return out
 
 
@@ -85,9 +104,8 @@ def paired_difference(
     if x.shape != y.shape:
         raise ValueError(f"{metric}: the two runs were tested on different users ({len(x)} and {len(y)})")
     diff = y - x
-    index = np.random.default_rng(seed).integers(0, len(diff), size=(n_resamples, len(diff)))
     tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(diff[index].mean(axis=1), [tail, 100 - tail])
+    lo, hi = np.percentile(resampled_means({"diff": diff}, n_resamples, seed)["diff"], [tail, 100 - tail])
     return {"mean": float(diff.mean()), "lo": float(lo), "hi": float(hi)}
 
 
