@@ -120,9 +120,9 @@ def test_study_end_to_end_report_from_the_table_and_continued_elsewhere(tiny_dat
     rows = read_rows(table)
     assert list(rows[0])[:4] == ["sweep", "section", "held_out", "key"]
     assert [(r["sweep"], r["key"]) for r in rows] == [
-        ("size", "L1-d16-f100-s2020"), ("size", "L1-d8-f100-s2020"), ("size", "L2-d16-f100-s2020"),
+        ("size", "L1-d8-f100-s2020"), ("size", "L1-d16-f100-s2020"), ("size", "L2-d16-f100-s2020"),
         ("converged", "L1-d16-f100-s2020"), ("ablation", "L1-d16-f100-s2020-no-lad")]
-    assert [r["held_out"] for r in rows[:3]] == ["False", "False", "True"]
+    assert [r["held_out"] for r in rows[:3]] == ["False", "False", "True"]  # L2-d16 predicted
     for row in rows:
         assert float(row["test_celoss_lo"]) <= float(row["test_ce_loss"]) <= float(row["test_celoss_hi"])
         assert float(row["test_ndcg@10_lo"]) <= float(row["test_ndcg@10"]) <= float(row["test_ndcg@10_hi"])

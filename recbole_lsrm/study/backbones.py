@@ -115,8 +115,8 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]
                           _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r)])
     lines += format_table(["backbone", "blocks", "N", "epochs", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]",
                            "train min"], table, style="markdown").splitlines()
-    capped = [f"{_label(str(r['model']))} {int(r['n_layers'])}" for _, r in rows.iterrows()
-              if str(r.get("epochs_run")) == str(r.get("epochs"))]
+    capped = [f"{_label(str(model))} {int(r['n_layers'])}" for model, group in rows.groupby("model", sort=False)
+              for _, r in group.sort_values("n_layers").iterrows() if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
         lines += ["", f"Stopped by the epoch cap, not by the validation CE (still improving): {', '.join(capped)}."]
     lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% interval of the paired difference "
@@ -172,7 +172,7 @@ def variants_section(rows: pd.DataFrame, depth_rows: pd.DataFrame) -> list[str]:
              "their direction, not to be compared in level.", ""]
     table: list[list[Any]] = []
     for sweep, group in rows.groupby("sweep", sort=False):
-        for _, r in group.iterrows():
+        for _, r in group.sort_values("n_layers").iterrows():
             name = str(sweep).split("-", 1)[1] if "-" in str(sweep) else str(sweep)
             full = depth_rows[(depth_rows["model"] == r["model"]) & (depth_rows["n_layers"] == r["n_layers"])]
             paper = PAPER_VARIANTS_ML20M.get(name)

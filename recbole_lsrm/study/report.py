@@ -246,14 +246,15 @@ def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> 
                         "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
 
 
-def _natural_key(text: str) -> list:
+def natural_key(text: str) -> list:
+    """Numbers in a name compared as numbers: nl2 before nl16, k=5 before k=10."""
     return [float(part) if part[:1].isdigit() else part for part in re.split(r"(\d+(?:\.\d+)?)", text)]
 
 
 def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     lines = [f"## Challenge tasks: sweep `{name}`", ""]
     columns = sorted((c for c in rows.columns if c.startswith("task_") and not c.endswith(("_lo", "_hi"))),
-                     key=_natural_key)  # k=5 before k=10, TR@2 before TR@10
+                     key=natural_key)  # k=5 before k=10, TR@2 before TR@10
     if not columns:
         return lines + ["No task figures in the table.", ""]
     ordered = rows.sort_values("N")

@@ -28,7 +28,7 @@ from recbole_lsrm.errors import ConfigError, DatasetError
 from recbole_lsrm.io import atomic_write, make_dir, write_json
 from recbole_lsrm.prepare.subsets import sample_users, subset_name
 from recbole_lsrm.study.paired import add_paired_differences
-from recbole_lsrm.study.report import write_study_report
+from recbole_lsrm.study.report import natural_key, write_study_report
 from recbole_lsrm.study.spec import StudySpec, SweepSpec
 from recbole_lsrm.sweep.plan import build_plan
 from recbole_lsrm.sweep.results import gather, read_trial_record, write_results_csv
@@ -154,7 +154,7 @@ def study_rows(study: StudySpec, committed: list[dict[str, Any]]) -> list[dict[s
         if row["sweep"] in known:
             rows.setdefault((row["sweep"], row["key"]), _with_notes(row, known[row["sweep"]]))
     order = {s.name: i for i, s in enumerate(study.sweeps)}
-    return add_paired_differences([rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], k[1]))])
+    return add_paired_differences([rows[k] for k in sorted(rows, key=lambda k: (order[k[0]], natural_key(k[1])))])
 
 
 _NOTES = ("baseline", "paper")  # the sweep's compare notes, carried by each of its rows
