@@ -229,7 +229,8 @@ def test_the_sweep_reports_a_killed_trial_with_what_ray_saw(tmp_path):
     spec = SimpleNamespace(key="l2-f100-s0", trial_dir=trial_dir)
     stream = text_io.StringIO()
     progress = _progress_callback_class()({"l2-f100-s0": spec}, stream)
-    trial = SimpleNamespace(config={"trial": {"key": "l2-f100-s0"}}, error_file=str(ray_error))
+    trial = SimpleNamespace(config={"trial": {"key": "l2-f100-s0", "options": {"checkpoint_dir": str(trial_dir)}}},
+                            error_file=str(ray_error))
     progress.on_trial_error(0, [], trial)
     said = stream.getvalue()
     assert "l2-f100-s0 FAILED: the trial's process ended without a Python error" in said
