@@ -352,13 +352,14 @@ def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
                  "the paired difference over the same test users with its 95% interval, higher or lower where it "
                  "excludes 0; without per-user figures, the two trials' intervals (higher or lower where they do not "
                  "overlap):", ""] + lines
-    notes = {}
+    notes: dict[str, list[str]] = {}  # the paper's finding -> the sweeps it is set beside
     for _, row in rows.iterrows():
-        if _text(row.get("paper")):
-            notes.setdefault(str(row["sweep"]), _text(row.get("paper")))
+        text, sweep = _text(row.get("paper")), str(row["sweep"])
+        if text and sweep not in notes.setdefault(text, []):
+            notes[text].append(sweep)
     if notes:
         lines += ["", "The paper's findings for these comparisons (HSTU scaling study; its protocol and data):", ""]
-        lines += [f"- {sweep}: {text}" for sweep, text in notes.items()]
+        lines += [f"- {', '.join(sweeps)}: {text}" for text, sweeps in notes.items()]
     return lines
 
 
