@@ -37,8 +37,11 @@ def _depth(row: dict[str, Any]) -> float:
 
 
 def reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The trial ``row`` is set against, or None."""
+    """The trial ``row`` is set against, or None (rows as the study writes them or as pandas
+    reads the table back, an empty cell then being NaN)."""
     section, baseline = row.get("section"), row.get("baseline")
+    if isinstance(baseline, float) and math.isnan(baseline):
+        baseline = None
     if baseline:
         found = [r for r in rows if r.get("sweep") == baseline and _same(r, row, _SAME_SIZE)]
     elif section == "depth":

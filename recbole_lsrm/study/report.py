@@ -41,7 +41,7 @@ from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_jo
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
 from recbole_lsrm.study.backbones import depth_section, variants_section
-from recbole_lsrm.study.paired import paired_text, read_paired
+from recbole_lsrm.study.paired import paired_text, read_paired, reference
 from recbole_lsrm.study.paired import verdict as paired_verdict
 from recbole_lsrm.sweep.plan import ABLATIONS
 from recbole_lsrm.tables import format_table
@@ -310,39 +310,31 @@ def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
 
 
-def _same_trial_size(rows: pd.DataFrame, row: pd.Series, sweep: str) -> pd.DataFrame:
-    """``sweep``'s trials of ``row``'s model, depth, data fraction and seed."""
-    match = rows["sweep"] == sweep
-    for column in ("model", "n_layers", "fraction", "seed"):
-        if column in rows.columns:
-            match &= rows[column].astype(str) == str(row.get(column))
-    return rows[match]
-
-
 def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
     """Each trial of a sweep with a ``baseline`` against that sweep's trial of the same size,
     then each sweep's ``paper`` note (the paper's finding for that comparison)."""
     names = {"hit@10": "HR@10", "ndcg@10": "NDCG@10", "auc": "AUC", "logloss": "LogLoss"}
     lines: list[str] = []
-    for _, row in rows.iterrows():
+    records = rows.to_dict("records")
+    for row in records:
         baseline = _text(row.get("baseline"))
         if not baseline:
             continue
         size = f"{row.get('model', '')}, {_cell(row.get('n_layers'))} blocks"
-        base = _same_trial_size(rows, row, baseline)
-        if base.empty:
+        base = reference(row, records)  # the baseline's trial of the same size
+        if base is None:
             lines.append(f"- {row['sweep']} ({size}): no trial of {baseline} at that size yet.")
             continue
         parts = []
         for name in figures:
-            value, other = _f(row.get(f"test_{name}")), _f(base.iloc[0].get(f"test_{name}"))
+            value, other = _f(row.get(f"test_{name}")), _f(base.get(f"test_{name}"))
             if "-" in (value, other):
                 continue
-            diff = read_paired(row, name) if _text(row.get("paired_ref")) == f"{baseline}/{base.iloc[0]['key']}" else None
+            diff = read_paired(row, name) if _text(row.get("paired_ref")) == f"{baseline}/{base['key']}" else None
             if diff is not None:
                 parts.append(f"{names.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
                 continue
-            ours, theirs = _interval(row, name), _interval(base.iloc[0], name)
+            ours, theirs = _interval(row, name), _interval(base, name)
             verdict = ("within the intervals" if ours is None or theirs is None or (ours[0] <= theirs[1] and theirs[0] <= ours[1])
                        else "higher beyond the intervals" if ours[0] > theirs[1] else "lower beyond the intervals")
             parts.append(f"{names.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
@@ -353,7 +345,7 @@ def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
                  "excludes 0; without per-user figures, the two trials' intervals (higher or lower where they do not "
                  "overlap):", ""] + lines
     notes: dict[str, list[str]] = {}  # the paper's finding -> the sweeps it is set beside
-    for _, row in rows.iterrows():
+    for row in records:
         text, sweep = _text(row.get("paper")), str(row["sweep"])
         if text and sweep not in notes.setdefault(text, []):
             notes[text].append(sweep)
