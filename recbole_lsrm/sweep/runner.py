@@ -85,6 +85,11 @@ class _QuietTrialFailures(logging.Filter):
         return not (record.name.startswith("ray.tune") and str(record.msg).startswith(self._PREFIXES))
 
 
+def _trial_folder(trial) -> str:
+    """A Tune trial's folder, as TrialSpec.trial_dir names it: keys repeat across sweeps, folders do not."""
+    return str(Path(trial.config["trial"]["options"]["checkpoint_dir"]))
+
+
 def _progress_callback_class():
     """A Tune callback printing one line per trial event (defined lazily: it subclasses Ray's)."""
     from ray import tune  # Ray on use: seconds of start-up
@@ -107,7 +112,7 @@ def _progress_callback_class():
             print(f"[{_clock(time.time() - self.start)}] {text}", file=self.stream or sys.stdout, flush=True)
 
         def _key(self, trial) -> str:
-            return self.labels[trial.config["trial"]["options"]["checkpoint_dir"]]
+            return self.labels[_trial_folder(trial)]
 
         def on_trial_start(self, iteration, trials, trial, **info) -> None:
             self.started += 1
@@ -215,6 +220,10 @@ def _run_tune(plans: list[SweepPlan], pending: dict[str, TrialSpec], ray_init: d
         )
 
         labels = {str(spec.trial_dir): label for label, spec in pending.items()}
+
+        def name_of(trial) -> str:
+            return labels[_trial_folder(trial)]
+
         RunConfig, FailureConfig = _ray_config_classes()
         tuner = tune.Tuner(
             tune.with_resources(train_trial, {"cpu": plan.cpus_per_trial, "gpu": gpus}),
@@ -224,8 +233,8 @@ def _run_tune(plans: list[SweepPlan], pending: dict[str, TrialSpec], ray_init: d
             },
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=plan.max_concurrent,
-                trial_name_creator=lambda trial: labels[trial.config["trial"]["options"]["checkpoint_dir"]],
-                trial_dirname_creator=lambda trial: labels[trial.config["trial"]["options"]["checkpoint_dir"]].replace("/", "-"),
+                trial_name_creator=name_of,
+                trial_dirname_creator=lambda trial: name_of(trial).replace("/", "-"),
             ),
             run_config=RunConfig(
                 name=f"tune-{datetime.now():%Y%m%d-%H%M%S}",
