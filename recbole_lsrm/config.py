@@ -255,6 +255,13 @@ def check_dataset_name(name: Any, option: str = "--dataset") -> str:
     return name
 
 
+def uses_windows(model_class: type) -> bool:
+    """The model's own answer (``all_position_training``, see the model contract): whether it
+    trains on all positions of windows (LSRM, HSTU, Llama, RecentItems' data path). RecBole's
+    models have none."""
+    return bool(getattr(model_class, "all_position_training", False))
+
+
 def uses_scale_presets(model_class: type) -> bool:
     """The model's own answer (``uses_scale_presets``, see the model contract): whether
     ``--scale`` (Table IV's n_layers, d_model, n_heads) sizes it. RecBole's models have none."""
@@ -353,13 +360,16 @@ class LSRMConfig(Config):
         ranker = self.model in RECBOLE_RANKERS  # RecBole's own rankers, trained on labels
         if getattr(self.model_class, "feature_inputs", False) or (ranker and final["objective"] == "ranking"):
             resolve_objective(final, self.external_config_dict)  # RecBole's rankers (DIN) too, when asked
+        # The data path's behaviour split and given test rows need windows (the all-position
+        # models, RecentItems); side information and behaviours as input need a model that reads them.
+        refused = () if uses_windows(self.model_class) else (("behavior_field", None), ("test_inter", False))
         if not getattr(self.model_class, "feature_inputs", False):
-            refused = (("feature_fusion", "none"), ("behavior_field", None), ("domain_embedding", False),
-                       ("test_inter", False)) + ((("objective", "retrieval"),) if not ranker else ())
-            for key, off in refused:
-                if (final[key] or off) != off:
-                    raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
-                                      f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")
+            refused += (("feature_fusion", "none"), ("behavior_mode", "none"), ("domain_embedding", False)) + (
+                (("objective", "retrieval"),) if not ranker else ())
+        for key, off in refused:
+            if (final[key] or off) != off:
+                raise ConfigError(f"{key}: {final[key]} feeds side information or behaviours to the plugin's "
+                                  f"attention models (LSRM, HSTU, Llama); {self.model} reads item ids only")
         check_config(final, self.model, PROPERTIES_DIR)
         final["data_path"] = os.path.abspath(final["data_path"])
         final["checkpoint_dir"] = os.path.abspath(final["checkpoint_dir"])

@@ -73,6 +73,7 @@ LR_SCHEDULERS = ("constant", "cosine")
 DROPOUT_SCHEDULES = ("constant", "early", "late")
 FEATURE_FUSIONS = ("none", "mean")
 BEHAVIOR_MODES = ("none", "embed", "token")
+BEHAVIOR_LOSSES = ("target", "all")
 OBJECTIVES = ("retrieval", "ranking")
 RANKING_HEADS = ("dot", "mlp", "ffn")
 # What a ranking run reports (GAUC: the users' own AUCs, see trainer/ranking.py).
@@ -83,7 +84,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rab": RAB_KINDS, "time_query": TIME_QUERIES, "layer_norm": LAYER_NORMS, "hstu_init": HSTU_INITS,
     "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
     "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
-    "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES, "objective": OBJECTIVES,
+    "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES, "behavior_loss": BEHAVIOR_LOSSES, "objective": OBJECTIVES,
     "ranking_head": RANKING_HEADS,
 }
 # Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
@@ -300,9 +301,12 @@ def resolve_behaviors(config: dict) -> None:
     field, target = config["behavior_field"], config["target_behavior"]
     inputs, mode = config["input_behaviors"], config["behavior_mode"] or "none"
     if field is None:
-        given = [k for k, v in (("target_behavior", target), ("input_behaviors", inputs)) if v is not None]
+        given = [k for k, v in (("target_behavior", target), ("input_behaviors", inputs),
+                                ("behavior_order", config["behavior_order"])) if v is not None]
         if mode != "none":
             given.append("behavior_mode")
+        if (config["behavior_loss"] or "target") != "target":
+            given.append("behavior_loss")
         if given:
             raise ConfigError(f"{', '.join(given)} need behavior_field: the .inter column that names each "
                               "interaction's behaviour")

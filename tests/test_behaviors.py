@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.data import create_dataset
@@ -83,8 +84,6 @@ def test_a_model_trains_on_the_target_behaviour(model, mode, tmp_path):
 
 @pytest.mark.parametrize("model", ["LSRM", "HSTU", "Llama"])
 def test_behaviour_tokens_double_the_row_and_keep_it_causal(model, tmp_path):
-    import torch
-
     from recbole_lsrm.model.decoder import SideInputs
 
     config, dataset, (train, _, _) = build(write_log(tmp_path), behavior_mode="token")
@@ -108,6 +107,61 @@ def test_behaviour_tokens_need_room_in_the_attention_divisor(tmp_path):
                                    "data_path": str(write_log(tmp_path)), "checkpoint_dir": str(tmp_path / "saved"), "topk": [5, 10]})
 
 
+def test_behavior_order_orders_interactions_of_the_same_time(tmp_path):
+    """A log with dates only: a buy listed before the view of the same item on its day. In file
+    order the view follows the buy (after the test target, so left out); with the funnel order
+    the buy comes last on its day and its day's view and cart are history."""
+    lines = ["user_id:token\titem_id:token\tbehavior:token\ttimestamp:float"]
+    for u in range(3):
+        lines += [f"u{u}\ti5\tview\t10", f"u{u}\ti6\tbuy\t10", f"u{u}\ti7\tbuy\t20",
+                  f"u{u}\ti1\tbuy\t30", f"u{u}\ti1\tview\t30", f"u{u}\ti2\tcart\t30"]
+    (tmp_path / "mb").mkdir()
+    (tmp_path / "mb" / "mb.inter").write_text("\n".join(lines) + "\n")
+
+    def test_history(**options):
+        _, dataset, (_, _, test) = build(tmp_path, MAX_ITEM_LIST_LENGTH=10, **options)
+        items = test.inter_feat["item_id_list"][0].tolist()
+        return [dataset.id2token("item_id", i) for i in items if i], dataset.id2token("item_id", int(test.inter_feat["item_id"][0]))
+
+    assert test_history() == (["i5", "i6", "i7"], "i1")
+    assert test_history(behavior_order=["view", "cart", "buy"]) == (["i5", "i6", "i7", "i1", "i2"], "i1")
+    assert test_history(behavior_order=["view", "cart", "buy"], input_behaviors=["buy", "view"]) == (["i5", "i6", "i7", "i1"], "i1")
+
+
+def test_behavior_loss_all_trains_on_every_next_interaction(tmp_path):
+    root = write_log(tmp_path)
+    _, dataset, (target_only, _, _) = build(root)
+    _, _, (every, _, _) = build(root, behavior_loss="all")
+    field = dataset.target_list_field
+    positions = int(every.inter_feat[dataset.item_list_length_field].sum())
+    assert int((every.inter_feat[field] > 0).sum()) == positions  # a target at every input position
+    # buys are every third interaction: a third of the positions predict one
+    assert int((target_only.inter_feat[field] > 0).sum()) in range(positions // 3 - 40, positions // 3 + 41)
+
+
+def test_recent_items_ranks_the_users_own_items_latest_first(tmp_path):
+    model_class = get_model_class("RecentItems")
+    config = LSRMConfig(model_class, "mb", None, {**BEHAVIORS, "data_path": str(write_log(tmp_path)), "MAX_ITEM_LIST_LENGTH": 8})
+    train, _, test = create_dataset(config, model_class).build()
+    model = model_class(config, train).eval()
+    rows = test.inter_feat
+    scores = model.full_sort_predict(rows)
+    counts = torch.as_tensor(train.train_item_counts, dtype=torch.float)
+    for row in range(len(rows)):
+        history = rows["item_id_list"][row, : int(rows["item_length"][row])].tolist()
+        latest_first = list(dict.fromkeys(reversed(history)))
+        ranked = scores[row, 1:].argsort(descending=True, stable=True) + 1
+        assert ranked[: len(latest_first)].tolist() == latest_first
+        rest = ranked[len(latest_first):]
+        assert torch.all(counts[rest][:-1] >= counts[rest][1:])  # then by training popularity
+
+
+def test_recent_items_reads_no_behaviour_input(tmp_path):
+    with pytest.raises(ConfigError, match="behavior_mode: embed feeds side information or behaviours"):
+        LSRMConfig(get_model_class("RecentItems"), "mb", None,
+                   {**BEHAVIORS, "behavior_mode": "embed", "data_path": str(write_log(tmp_path))})
+
+
 def test_input_behaviors_leave_the_others_out_and_say_so(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         _, dataset, _ = build(write_log(tmp_path), input_behaviors=["buy", "cart"])
@@ -122,6 +176,10 @@ def test_input_behaviors_leave_the_others_out_and_say_so(tmp_path, caplog):
     ({"target_behavior": None}, "behavior_field: behavior needs target_behavior"),
     ({"behavior_field": "action"}, "behavior_field: mb.inter has no column 'action'"),
     ({"tasks": "trajectory"}, "the trajectory task"),
+    ({"behavior_order": ["view", "buy"]}, "behavior_order ['view', 'buy'] must name each behaviour of mb.inter once"),
+    ({"behavior_order": ["view", "cart", "buy", "fav"]}, "must name each behaviour of mb.inter once"),
+    ({"behavior_field": None, "target_behavior": None, "behavior_order": ["view"]}, "behavior_order need behavior_field"),
+    ({"behavior_field": None, "target_behavior": None, "behavior_loss": "all"}, "behavior_loss need behavior_field"),
 ])
 def test_bad_behaviour_settings_are_named(options, message, tmp_path):
     with pytest.raises(ConfigError) as caught:

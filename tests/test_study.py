@@ -296,8 +296,8 @@ def test_paired_differences_over_the_same_users_decide_the_steps_the_intervals_c
         save_per_user({"ndcg@10": ndcg, "hit@10": ndcg > 0.15}, run_dir)
         lo, hi = bootstrap_intervals({"x": ndcg})["x"]
         rows.append({"sweep": sweep, "section": section, "key": f"nl{depth}-f100-s2020", "model": "HSTU",
-                     "n_layers": depth, "fraction": 1.0, "seed": 2020, "run_dir": str(run_dir),
-                     "test_ndcg@10": ndcg.mean(), "test_ndcg@10_lo": lo, "test_ndcg@10_hi": hi, **extra})
+                     **extra, "n_layers": depth, "fraction": 1.0, "seed": 2020, "run_dir": str(run_dir),
+                     "test_ndcg@10": ndcg.mean(), "test_ndcg@10_lo": lo, "test_ndcg@10_hi": hi})
 
     row("hstu-depth", "depth", 2, 0.0)
     row("hstu-depth", "depth", 8, 0.004)   # one step above 4 below, set against 4
@@ -305,6 +305,9 @@ def test_paired_differences_over_the_same_users_decide_the_steps_the_intervals_c
     row("hstu-softmax", "variants", 4, -0.003)
     row("side-info", "compare", 4, 0.0, baseline="hstu-softmax")
     row("other-users", "compare", 4, 0.0, users=2000, baseline="hstu-softmax")
+    row("reference", "compare", 1, -0.01, model="RecentItems")  # one trial: every trial's reference
+    row("against-reference", "compare", 2, 0.0, baseline="reference")
+    row("against-depths", "compare", 6, 0.0, baseline="hstu-depth")  # no trial of its size among several
     rows = add_paired_differences(rows)
     by = {(r["sweep"], r["n_layers"]): r for r in rows}
     assert "paired_ref" not in by[("hstu-depth", 2)]
@@ -313,6 +316,8 @@ def test_paired_differences_over_the_same_users_decide_the_steps_the_intervals_c
     assert by[("hstu-softmax", 4)]["paired_ref"] == "hstu-depth/nl4-f100-s2020"
     assert by[("side-info", 4)]["paired_ref"] == "hstu-softmax/nl4-f100-s2020"
     assert "paired_ref" not in by[("other-users", 4)]  # other test users: no pairing
+    assert by[("against-reference", 2)]["paired_ref"] == "reference/nl1-f100-s2020"
+    assert "paired_ref" not in by[("against-depths", 6)]
     diff = read_paired(by[("hstu-softmax", 4)], "ndcg@10")
     assert diff[0] == pytest.approx(-0.005, abs=2e-4) and diff[2] < 0
 

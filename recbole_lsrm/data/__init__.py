@@ -6,7 +6,7 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType
 
-from recbole_lsrm.config import PROPERTIES_DIR
+from recbole_lsrm.config import PROPERTIES_DIR, uses_windows
 from recbole_lsrm.data.atomic_file import check_atomic_files
 from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.data.window_loader import WindowBatches
@@ -23,12 +23,6 @@ __all__ = [
     "target_list_field",
     "uses_windows",
 ]
-
-
-def uses_windows(model_class: type) -> bool:
-    """The model's own answer (``all_position_training``, see the model contract): whether it
-    trains on all positions of windows (LSRM, HSTU). RecBole's models have none."""
-    return bool(getattr(model_class, "all_position_training", False))
 
 
 def known_datasets() -> list[str]:

@@ -177,6 +177,8 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         self.behavior_field = config["behavior_field"] if "behavior_field" in config else None
         self.target_behavior = config["target_behavior"] if self.behavior_field else None
         self.input_behaviors = (config["input_behaviors"] or None) if self.behavior_field else None
+        self.behavior_order = (config["behavior_order"] or None) if self.behavior_field else None
+        self.behavior_loss = (config["behavior_loss"] or "target") if self.behavior_field else "target"
         self.test_inter = bool(config["test_inter"]) if "test_inter" in config else False
         # objective: ranking reads the label of every target of a window.
         ranking = ("objective" in config and config["objective"] == "ranking")
@@ -227,6 +229,13 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         if unknown:
             raise ConfigError(f"behaviour(s) {', '.join(map(str, unknown))} never occur in {inter} "
                               f"(its {self.behavior_field} values: {', '.join(known)})")
+        if self.behavior_order:
+            order = [str(b) for b in self.behavior_order]
+            named = [b for b in order if b not in known]
+            unnamed = [b for b in known if b not in order]
+            if named or unnamed or len(set(order)) != len(order):
+                raise ConfigError(f"behavior_order {self.behavior_order} must name each behaviour of {inter} once "
+                                  f"(its {self.behavior_field} values: {', '.join(known)})")
         if self.input_behaviors:
             keep = values.isin([str(b) for b in self.input_behaviors]).to_numpy()
             if not keep.all():
@@ -243,7 +252,26 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         return interaction
 
     def sort(self, by, ascending=True) -> None:
-        """RecBole's sort; with ``time_order: recbole`` float64 times compare as the float32 values RecBole sorts by."""
+        """RecBole's sort; with ``time_order: recbole`` float64 times compare as the float32 values
+        RecBole sorts by. With ``behavior_order``, interactions of equal time follow it (RecBole's
+        sort is stable and sorts by its last key first)."""
+        keys = [by] if isinstance(by, str) else list(by)
+        if self.behavior_order and self.time_field in keys:
+            rank_of = torch.zeros(len(self.field2id_token[self.behavior_field]), dtype=torch.long)
+            ids = self.field2token_id[self.behavior_field]
+            for rank, behavior in enumerate(self.behavior_order, start=1):
+                if str(behavior) in ids:  # not those input_behaviors left out
+                    rank_of[ids[str(behavior)]] = rank
+            rank_field = "__behavior_rank"
+            self.inter_feat.interaction[rank_field] = rank_of[self.inter_feat[self.behavior_field]]
+            try:
+                self._sort_by_time(keys + [rank_field], ascending if isinstance(ascending, bool) else [*ascending, True])
+            finally:
+                self.inter_feat.interaction.pop(rank_field)
+            return
+        self._sort_by_time(by, ascending)
+
+    def _sort_by_time(self, by, ascending) -> None:
         times = self.inter_feat.interaction.get(self.time_field)
         if (
             self.time_order == "exact" or times is None or times.dtype != torch.float64
@@ -295,7 +323,7 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
             is_target = self.inter_feat[self.behavior_field].numpy() == target_id
             train_len, valid_at, test_at, has_valid, has_test = behavior_split(
                 starts, lengths, is_target, LEAVE_ONE_OUT[split["LS"]])
-            train = self._windows(starts, train_len, is_target)
+            train = self._windows(starts, train_len, is_target if self.behavior_loss == "target" else None)
             valid = self._eval_rows(valid_at[has_valid])
             test = self._eval_rows(test_at[has_test])
         else:

@@ -17,8 +17,9 @@ from recbole_lsrm.model.fmlp_rec import FMLPRec
 from recbole_lsrm.model.hstu import HSTU
 from recbole_lsrm.model.llama import Llama
 from recbole_lsrm.model.lsrm import LSRM
+from recbole_lsrm.model.recent import RecentItems
 
-MODELS: dict[str, type] = {"LSRM": LSRM, "HSTU": HSTU, "Llama": Llama, "FMLPRec": FMLPRec}
+MODELS: dict[str, type] = {"LSRM": LSRM, "HSTU": HSTU, "Llama": Llama, "FMLPRec": FMLPRec, "RecentItems": RecentItems}
 
 
 def get_model_class(name: str) -> type:

@@ -340,7 +340,8 @@ def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
             parts.append(f"{names.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
         lines.append(f"- {row['sweep']} against {baseline} ({size}): {'; '.join(parts) or 'no shared figures'}.")
     if lines:
-        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed): "
+        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed, "
+                 "or its only trial): "
                  "the paired difference over the same test users with its 95% interval, higher or lower where it "
                  "excludes 0; without per-user figures, the two trials' intervals (higher or lower where they do not "
                  "overlap):", ""] + lines
