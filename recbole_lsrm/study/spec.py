@@ -43,7 +43,7 @@ from recbole_lsrm.sweep.plan import (
 )
 
 SECTIONS = ("size", "converged", "ablation", "tasks", "depth", "variants", "compare")
-_STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial"}
+_STUDY_KEYS = {"name", "model", "dataset", "data", "work", "report", "options", "sweeps", "cpus_per_trial", "max_concurrent"}
 _SWEEP_KEYS = {"name", "model", "section", "sizes", "scales", "depths", "fractions", "seeds", "ablation", "predict", "options", "baseline",
                "paper"}
 
@@ -71,7 +71,8 @@ class SweepSpec:
             if self.sizes else [], depths=list(self.depths), fractions=list(self.fractions),
             seeds=list(self.seeds) or None, ablations=list(self.ablation), predict=list(self.predict),
             options={**study.options, **self.options, "data_path": str(data_path)},
-            resources=Resources(cpus_per_trial=study.cpus_per_trial), out=out, dry_run=dry_run,
+            resources=Resources(cpus_per_trial=study.cpus_per_trial, max_concurrent=study.max_concurrent),
+            out=out, dry_run=dry_run,
             own_size=not (self.sizes or self.scales or self.depths),
         )
 
@@ -88,6 +89,9 @@ class StudySpec:
     sweeps: list[SweepSpec]
     options: dict[str, Any] = field(default_factory=dict)
     cpus_per_trial: float = DEFAULT_CPUS_PER_TRIAL
+    # at most this many trials at a time (None: as many as the CPUs hold); memory-heavy trials,
+    # e.g. RecBole's SASRec on ML-1M (its prefix rows: 6 to 10 GB a trial), need it
+    max_concurrent: int | None = None
 
     def sweep(self, name: str) -> SweepSpec:
         for sweep in self.sweeps:
@@ -128,6 +132,15 @@ def _cpus(value: Any, path: Path) -> float:
         return _number(value, "cpus_per_trial", strict=True)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def max_concurrent(value: Any, where: str) -> int | None:
+    """A positive whole number of trials at a time, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: max_concurrent must be a whole number of trials >= 1, got {value!r}")
+    return value
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -203,4 +216,5 @@ def load_study(path: str | Path) -> StudySpec:
         data=(base / str(raw["data"])).resolve(), work=(base / str(raw["work"])).resolve(),
         report=(base / str(raw["report"])).resolve(), sweeps=sweeps, options=options,
         cpus_per_trial=_cpus(raw.get("cpus_per_trial", DEFAULT_CPUS_PER_TRIAL), path),
+        max_concurrent=max_concurrent(raw.get("max_concurrent"), str(path)),
     )
