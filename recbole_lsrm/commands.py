@@ -23,8 +23,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so that every Ctrl-C handler also handles it."""
 
 
+# Set by SIGTERM: code that catches the Terminated exception and raises a plain
+# KeyboardInterrupt in its place (Ray's and Tune's loops can) still ends as terminated.
+_sigterm = threading.Event()
+
+
 def _raise_terminated(signum, frame) -> None:
+    _sigterm.set()
     raise Terminated()
+
+
+def sigterm_received() -> bool:
+    """Whether SIGTERM arrived during the current command (see :func:`run_command`)."""
+    return _sigterm.is_set()
 
 
 def run_command(body: Callable[[], int], interrupted: str = "interrupted") -> int:
@@ -35,13 +46,14 @@ def run_command(body: Callable[[], int], interrupted: str = "interrupted") -> in
     """
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    _sigterm.clear()
     try:
         return body()
     except LSRMError as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt as stop:
-        terminated = isinstance(stop, Terminated)
+        terminated = isinstance(stop, Terminated) or _sigterm.is_set()
         line = ("terminated" + interrupted[len("interrupted"):]) if terminated and interrupted.startswith(
             "interrupted") else interrupted
         hint = getattr(stop, "resume_hint", None)

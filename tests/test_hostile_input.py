@@ -313,6 +313,28 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_d
     assert "Traceback" not in err
 
 
+def test_sigterm_caught_and_reraised_as_a_plain_ctrl_c_still_exits_143(capsys):
+    """Ray's and Tune's loops may catch the Terminated exception and raise a KeyboardInterrupt of
+    their own: the command still ends as terminated; the next command starts afresh."""
+    from recbole_lsrm import commands
+
+    def body():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt() from None
+        return commands.DONE
+
+    assert commands.run_command(body) == commands.TERMINATED
+    assert capsys.readouterr().err.startswith("terminated")
+
+    def ctrl_c():
+        raise KeyboardInterrupt()
+
+    assert commands.run_command(ctrl_c) == commands.INTERRUPTED
+
+
 def test_a_sweep_stopped_by_sigterm_exits_143_and_says_how_to_continue(tmp_path, tiny_dataset, monkeypatch, capsys):
     from recbole_lsrm.sweep import runner
     from recbole_lsrm.sweep.__main__ import main as sweep_main

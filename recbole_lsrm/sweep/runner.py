@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from recbole_lsrm.commands import Terminated
+from recbole_lsrm.commands import sigterm_received
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import FolderLock
 from recbole_lsrm.scaling.report import write_report
@@ -255,10 +255,8 @@ def _run_tune(plans: list[SweepPlan], pending: dict[str, TrialSpec], ray_init: d
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         try:
             tuner.fit()
-        except Terminated:
-            return "terminated"
-        except KeyboardInterrupt:
-            return "interrupted"
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated, or re-raised as a plain KeyboardInterrupt)
+            return "terminated" if sigterm_received() else "interrupted"
         finally:
             for handler in handlers:
                 handler.removeFilter(quiet)
