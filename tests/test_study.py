@@ -65,6 +65,13 @@ def test_bad_study_files_name_the_problem(tmp_path, change, message):
         load_study(write_study(tmp_path, tmp_path, **change))
 
 
+def test_the_protocol_line_names_the_held_out_behaviour():
+    from recbole_lsrm.study.report import _held_out
+
+    assert _held_out(pd.DataFrame({"target_behavior": ["buy", None]})).startswith("each user's last two buy interactions")
+    assert _held_out(pd.DataFrame({"model": ["LSRM"]})).startswith("the last item of each user is the test item")
+
+
 def test_max_concurrent_bounds_every_sweep_of_the_study(tmp_path):
     study = load_study(write_study(tmp_path, tmp_path, max_concurrent=1))
     requests = [sweep.request(study, tmp_path, tmp_path) for sweep in study.sweeps]

@@ -306,6 +306,15 @@ def _compare_section(rows: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _held_out(table: pd.DataFrame) -> str:
+    """What the protocol holds out: each user's last items, or their last items of the target behaviour."""
+    targets = sorted({str(v).strip() for v in table.get("target_behavior", pd.Series(dtype=object)).dropna()} - {""})
+    if targets:
+        return (f"each user's last two {' / '.join(targets)} interactions by time are validation and test; "
+                "everything before them, of any behaviour, is their history")
+    return "the last item of each user is the test item, the one before it validation"
+
+
 def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
 
@@ -375,8 +384,8 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         f"Made from `{results.name}` ({len(table)} trials) by `python -m recbole_lsrm.scaling study {results.name}`.",
         f"Data: {', '.join(sorted(set(table['base_dataset'])))}; device(s): {', '.join(devices) or 'not recorded'}; "
         f"{_minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
-        "Protocol: leave-one-out by time (the last item of each user is the test item, the one before it "
-        "validation), full ranking over all items; CE is the held-out item's cross-entropy over all items. "
+        f"Protocol: leave-one-out by time ({_held_out(table)}), full ranking over all items; CE is the held-out "
+        "item's cross-entropy over all items. "
         "Intervals are 95% bootstrap intervals over test users (1,000 resamples); one training seed per trial, "
         "so seed-to-seed variation is not in them.",
         "",

@@ -37,7 +37,7 @@ LEADING_COLUMNS = [
     "key", "size", "model", "dataset", "base_dataset", "fraction", "seed", "scale",
     "n_layers", "d_model", "n_heads", "aspect_ratio", "shape_group", "reference_shape",
     "ablation", "N", "N_source", "non_embedding_params", "non_embedding_params_counted", "total_params",
-    "max_seq_length", "train_rows", "epochs", "epochs_run", "best_epoch", "switch_epoch",
+    "max_seq_length", "target_behavior", "train_rows", "epochs", "epochs_run", "best_epoch", "switch_epoch",
     "train_time_s", "train_positions", "train_tokens_per_s", "test_ce_loss",
 ]
 TRAILING_COLUMNS = [
@@ -208,6 +208,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
         "non_embedding_params_counted": counted,
         "total_params": summary.get("total_params"),
         "max_seq_length": summary.get("max_seq_length"),
+        "target_behavior": (summary.get("options") or {}).get("target_behavior"),  # several behaviours: what is held out
         "train_rows": summary.get("train_rows"),
         "epochs": summary.get("epochs"),
         "epochs_run": summary.get("epochs_run"),
