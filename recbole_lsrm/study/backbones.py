@@ -139,6 +139,13 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]
 
 def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
     """NDCG@10 and HR@10 against the number of blocks (log2 axis), one line per backbone, 95% error bars."""
+    caps = pd.to_numeric(rows.get("epochs", pd.Series(dtype=float)), errors="coerce").groupby(rows["model"]).max()
+
+    def label(model: str) -> str:  # the epoch cap too, where the backbones' caps differ
+        cap = caps.get(model)
+        return _label(model) + (f" (at most {cap:g} epoch{'' if cap == 1 else 's'})"
+                                if caps.nunique() > 1 and cap == cap else "")
+
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
@@ -150,7 +157,7 @@ def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
                 cis = [_ci(r, name) for _, r in group.iterrows()]
                 err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
                                 [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
-                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(str(model)))
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(str(model)))
             ax.set_xscale("log", base=2)
             ax.set_xticks(sorted(rows["n_layers"].astype(float).unique()))
             ax.get_xaxis().set_major_formatter(lambda v, _: f"{v:g}")
