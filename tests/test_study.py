@@ -57,8 +57,8 @@ def read_rows(path: Path) -> list[dict]:
     ({"sweeps": [{"name": "a"}]}, "give sizes"),
     ({"sweeps": [{"name": "a", "sizes": ["1x8"]}, {"name": "a", "sizes": ["1x8"]}]}, "two sweeps share a name"),
     ({"sweeps": [{"name": "a", "section": "tasks", "sizes": ["1x8"]}]}, "a tasks sweep sets options"),
-    ({"max_concurrent": 0}, "max_concurrent must be a whole number of trials >= 1, got 0"),
-    ({"max_concurrent": 1.5}, "max_concurrent must be a whole number of trials >= 1, got 1.5"),
+    ({"max_concurrent": 0}, "--max_concurrent must be >= 1, got 0"),
+    ({"max_concurrent": 1.5}, "--max_concurrent must be a whole number, got 1.5"),
 ])
 def test_bad_study_files_name_the_problem(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -72,13 +72,15 @@ def test_the_protocol_line_names_the_held_out_behaviour():
     assert _held_out(pd.DataFrame({"model": ["LSRM"]})).startswith("the last item of each user is the test item")
 
 
-def test_max_concurrent_bounds_every_sweep_of_the_study(tmp_path):
+def test_max_concurrent_bounds_every_sweep_of_the_study(tmp_path, capsys):
     study = load_study(write_study(tmp_path, tmp_path, max_concurrent=1))
     requests = [sweep.request(study, tmp_path, tmp_path) for sweep in study.sweeps]
     assert {r.resources.max_concurrent for r in requests} == {1}
     default = load_study(write_study(tmp_path, tmp_path))
     assert default.sweeps[0].request(default, tmp_path, tmp_path).resources.max_concurrent is None
-    assert study_main([str(write_study(tmp_path, tmp_path)), "--max-concurrent=0"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        study_main([str(write_study(tmp_path, tmp_path)), "--max-concurrent=0"])
+    assert stop.value.code == 2 and "--max-concurrent must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_missing_study_file_and_data_exit_2(tmp_path, capsys):

@@ -5,7 +5,8 @@ With ``behavior_field: behavior`` and ``target_behavior: buy``, each user's vali
 targets are their last two target-behaviour interactions by time; everything before a target,
 of any (input) behaviour, is its history; interactions after the test target are the user's
 future and left out. Training windows hold all behaviours and put the loss only at positions
-whose next interaction is of the target behaviour, so training keeps the all-position speed::
+whose next interaction is of the target behaviour (``behavior_loss: target``; ``all``: at every
+position), so training keeps the all-position speed::
 
     interactions  v1 v2 B3 c4 v5 B6 v7 B8 v9      (B: buy, the target behaviour)
     test          input v1 .. v7, target B8       (v9 is after the test: left out)

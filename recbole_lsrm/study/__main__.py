@@ -8,7 +8,8 @@ from pathlib import Path
 
 from recbole_lsrm.commands import DONE, FAILED, INTERRUPTED, TERMINATED, run_command
 from recbole_lsrm.study.runner import run_study, write_table_and_report
-from recbole_lsrm.study.spec import load_study, max_concurrent
+from recbole_lsrm.study.spec import load_study
+from recbole_lsrm.sweep.plan import _number, _typed
 
 RESUME = "run the same command again to continue (finished trials are skipped)"
 
@@ -24,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="the data instead of the file's data: (an .inter[.xz|.gz] or a folder)")
     parser.add_argument("--work", default=None, help="the folder of the trials instead of the file's work:")
     parser.add_argument("--report", default=None, help="the folder of the table and report instead of the file's report:")
-    parser.add_argument("--max-concurrent", type=int, default=None,
+    parser.add_argument("--max-concurrent", type=_typed(lambda t: _number(t, "max-concurrent", integer=True, minimum=1)), default=None,
                         help="at most this many trials at a time, instead of the file's max_concurrent: (beside other work, or to bound memory)")
     parser.add_argument("--dry-run", action="store_true", help="prepare the data, print every sweep's trials and their status, train nothing")
     parser.add_argument("--report-only", action="store_true", help="rewrite the table (from the trials finished here and the committed table) and the report; train nothing")
@@ -43,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, name):
             setattr(study, name, Path(getattr(args, name)).resolve())
     if args.max_concurrent is not None:
-        study.max_concurrent = max_concurrent(args.max_concurrent, "--max-concurrent")
+        study.max_concurrent = args.max_concurrent
     if args.report_only:
         table, report = write_table_and_report(study)
         print(f"wrote {table}\nwrote {report}")

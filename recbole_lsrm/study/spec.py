@@ -134,13 +134,11 @@ def _cpus(value: Any, path: Path) -> float:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def max_concurrent(value: Any, where: str) -> int | None:
-    """A positive whole number of trials at a time, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: max_concurrent must be a whole number of trials >= 1, got {value!r}")
-    return value
+def _max_concurrent(value: Any, path: Path) -> int | None:
+    try:
+        return None if value is None else _number(value, "max_concurrent", integer=True, minimum=1)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -216,5 +214,5 @@ def load_study(path: str | Path) -> StudySpec:
         data=(base / str(raw["data"])).resolve(), work=(base / str(raw["work"])).resolve(),
         report=(base / str(raw["report"])).resolve(), sweeps=sweeps, options=options,
         cpus_per_trial=_cpus(raw.get("cpus_per_trial", DEFAULT_CPUS_PER_TRIAL), path),
-        max_concurrent=max_concurrent(raw.get("max_concurrent"), str(path)),
+        max_concurrent=_max_concurrent(raw.get("max_concurrent"), path),
     )
