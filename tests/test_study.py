@@ -253,13 +253,20 @@ def test_the_compare_section_lists_every_setting_and_each_domain(tmp_path):
         rows.append({"sweep": sweep, "section": "compare", "held_out": False, "key": "nl2-f100-s2020", "size": "nl2",
                      "model": "HSTU", "dataset": "amz", "base_dataset": "amz", "n_layers": 2, "N": 100,
                      "test_ce_loss": 9.0, "test_ndcg@10": ndcg, "test_ndcg@10_lo": ndcg - 0.01,
-                     "test_ndcg@10_hi": ndcg + 0.01, "domain Beauty: ndcg@10": ndcg,
-                     "domain Beauty: ndcg@10_lo": ndcg - 0.02, "domain Beauty: ndcg@10_hi": ndcg + 0.02})
+                     "test_ndcg@10_hi": ndcg + 0.01, "domain Beauty: users": 900, "domain Beauty: ndcg@10": ndcg,
+                     "domain Beauty: ndcg@10_lo": ndcg - 0.02, "domain Beauty: ndcg@10_hi": ndcg + 0.02,
+                     "domain Beauty: hit@50": 4 * ndcg, "domain Beauty: hit@50_lo": 3 * ndcg,
+                     "domain Beauty: hit@50_hi": 5 * ndcg})
+    rows.append({**rows[0], "sweep": "hstu-sports", "domain Beauty: ndcg@10": None, "domain Sports: users": 1200,
+                 "domain Sports: ndcg@10": 0.03})  # a separate model of the other domain has no Beauty users
     path = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = write_study_report(path, tmp_path, title="domains").markdown.read_text()
     assert "## Settings compared" in text and "| hstu-beauty | HSTU | 2 |" in text
-    assert "per domain of the held-out item" in text and "0.0600 [0.0400, 0.0800]" in text
+    beauty = text[text.index("held-out item is in Beauty"):text.index("held-out item is in Sports")]
+    assert "| hstu-beauty | HSTU | 900 | - | 0.0600 [0.0400, 0.0800] | 0.2400 [0.1800, 0.3000] | - |" in beauty
+    assert "hstu-sports" not in beauty
+    assert "| hstu-sports | HSTU | 1200 | - | 0.0300 | - | - |" in text
 
 
 def test_a_compare_sweep_is_set_against_its_baseline_at_the_same_size_with_the_papers_finding(tmp_path, tiny_dataset):
@@ -346,3 +353,39 @@ def test_paired_differences_over_the_same_users_decide_the_steps_the_intervals_c
     assert b["test_ndcg@10_lo"] < a["test_ndcg@10_hi"]  # the trials' own intervals overlap
     steps, last_good = trend(depth)
     assert steps[0].startswith("2 -> 4 better (+0.0020 [+0.00") and last_good == 8
+
+
+def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_the_depth_trials(tmp_path):
+    """A ranking study: the depth sweeps in one AUC table and figure (DIN, without a depth axis,
+    as a reference), a compare sweep set against the depth sweep's trial of its size."""
+    from recbole_lsrm.study.report import write_study_report
+
+    rows = []
+
+    def row(sweep, section, model, depth, auc, **extra):
+        rows.append({"sweep": sweep, "section": section, "held_out": False, "key": f"nl{depth}-f100-s2020",
+                     "size": f"nl{depth}" if depth else "DIN", "model": model, "dataset": "ml-1m",
+                     "base_dataset": "ml-1m", "fraction": 1.0, "seed": 2020, "n_layers": depth,
+                     "N": 1000 * (depth or 1), "epochs": 10, "epochs_run": 10 if depth == 8 else 6,
+                     "train_time_s": 60.0, "test_ce_loss": None, "test_auc": auc, "test_auc_lo": auc - 0.005,
+                     "test_auc_hi": auc + 0.005, "test_logloss": 1 - auc, "test_logloss_lo": 0.99 - auc,
+                     "test_logloss_hi": 1.01 - auc, "test_gauc": auc - 0.1, **extra})
+
+    for depth, auc in ((2, 0.80), (4, 0.82), (8, 0.84)):
+        row("hstu-depth", "depth", "HSTU", depth, auc)
+    for depth, auc in ((2, 0.81), (4, 0.811), (8, 0.79)):
+        row("llama-depth", "depth", "Llama", depth, auc)
+    row("din", "compare", "DIN", None, 0.75)
+    row("hstu-neg-0.5", "compare", "HSTU", 2, 0.78, baseline="hstu-depth")
+    path = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = write_study_report(path, tmp_path, title="ranking").markdown.read_text()
+    assert "## Rankers scaled by depth" in text and "best ML-1M AUC .7947" in text
+    assert "| ranker | blocks | N | epochs | AUC [95%] | LogLoss [95%] | GAUC [95%] | train min |" in text
+    assert "| DIN | - | - | 6 | 0.7500 [0.7450, 0.7550] | 0.2500 [0.2400, 0.2600] | 0.6500 | 1.0 |" in text
+    assert "- HSTU: 2 -> 4 better, 4 -> 8 better; still improving at 8 blocks; best AUC 0.8400 at 8 blocks." in text
+    assert "- Llama: 2 -> 4 level, 4 -> 8 worse; no step is better; best AUC 0.8110 at 4 blocks." in text
+    assert "Stopped by the epoch cap, not by the validation AUC (still improving): HSTU 8, Llama 8." in text
+    assert "![AUC and LogLoss against depth](depth.png)" in text and (tmp_path / "depth.png").is_file()
+    assert ("- hstu-neg-0.5 against hstu-depth (HSTU, 2 blocks): AUC 0.7800 vs 0.8000 "
+            "(-0.0200, lower beyond the intervals)") in text

@@ -258,3 +258,29 @@ def test_results_rows_name_how_each_model_counts_n(tmp_path, model, n_layers, d_
     trial = {"key": "x", "size": "l2", "base_dataset": "ml-1m", "fraction": 1.0, "seed": 0}
     row = result_row({"trial": trial, "summary": str(path)})
     assert row["N_source"] == formula and row["N"] == per_layer * n_layers * d_model**2
+
+
+def test_progress_lines_name_a_rankers_auc_and_a_retrievers_ce(tmp_path):
+    """The sweep's one line per epoch and per finished trial: validation and test AUC for a
+    ranker (it has no CE), validation CE and test CE / NDCG@10 for a retriever."""
+    import io
+    from types import SimpleNamespace
+
+    from recbole_lsrm.sweep.runner import _progress_callback_class
+    from recbole_lsrm.sweep.trainable import epoch_metrics
+
+    stream = io.StringIO()
+    spec = SimpleNamespace(trial_dir=tmp_path / "t", planned_epochs=10)
+    progress = _progress_callback_class()({"rank/nl2": spec}, stream)
+    trial = SimpleNamespace(config={"trial": {"options": {"checkpoint_dir": str(tmp_path / "t")}}})
+    ranker = epoch_metrics(0, {"train_loss": 0.61, "phase": "adam", "valid": {"auc": 0.8123, "logloss": 0.55}})
+    retriever = epoch_metrics(1, {"train_loss": 7.5, "phase": "adam", "valid": {"celoss": 7.25}})
+    assert ranker["valid_auc"] == 0.8123 and "valid_celoss" not in ranker and retriever["valid_celoss"] == 7.25
+    for result in (ranker, retriever, {"trial_finished": True, "test_auc": 0.8, "test_logloss": 0.5, "run_dir": "r"},
+                   {"trial_finished": True, "test_ce_loss": 7.0, "test_ndcg@10": 0.1, "run_dir": "r"}):
+        progress.on_trial_result(0, [], trial, {**result, "time_this_iter_s": 12.0})
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == ["rank/nl2 epoch 1/10: train loss 0.6100, valid AUC 0.8123 [adam, 12s]",
+                     "rank/nl2 epoch 2/10: train loss 7.5000, valid CE 7.2500 [adam, 12s]",
+                     "rank/nl2 tested: test AUC 0.8000, LogLoss 0.5000  (r)",
+                     "rank/nl2 tested: test CE 7.0000, NDCG@10 0.1000  (r)"]

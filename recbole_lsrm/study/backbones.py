@@ -1,7 +1,9 @@
-"""The report's sections for the HSTU scaling study's first two parts (Guo et al. 2024):
+"""The report's sections for the HSTU scaling study's depth and variants parts (Guo et al. 2024):
 
-- ``depth``: backbones scaled by the number of blocks at one width, one line per model, test
-  NDCG@10 and HR@10 with 95% intervals, and where each stops improving;
+- ``depth``: backbones scaled by the number of blocks at one width, one line per model, with 95%
+  intervals and where each stops improving: test NDCG@10 and HR@10 for retrievers (part 1),
+  AUC, LogLoss and GAUC for rankers (``objective: ranking``, part 4), with any ranker without a
+  depth axis (RecBole's DIN) as a reference line;
 - ``variants``: where HSTU's scaling comes from, each variant at one depth next to the full
   model and to the paper's ML-20M figure.
 
@@ -37,8 +39,20 @@ PAPER_DEPTH_FINDING = (
     "Llama keep improving with depth (HSTU HR@10 .2915 at 2 blocks, .3520 at 16); GPT collapses beyond "
     "8 blocks (.0302); SASRec scales much better once it gets HSTU's relative bias and a pre-norm residual."
 )
+PAPER_RANKING_FINDING = (
+    "The paper (ML-1M, ML-20M, Amazon Books; click labels plus sampled negatives, BCE): HSTU beats DIN and a "
+    "Llama ranker and keeps improving with more blocks (best ML-1M AUC .7947); Llama is often better at small "
+    "depth but scales poorly; lower LogLoss does not always mean higher AUC."
+)
 # LSRM's block is the paper's GPT.
 LABELS = {"LSRM": "GPT (LSRM)"}
+NAMES = {"ndcg@10": "NDCG@10", "hit@10": "HR@10", "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC",
+         "celoss": "test CE"}
+
+
+def is_ranking(rows: pd.DataFrame) -> bool:
+    """Whether the rows are rankers' (AUC and LogLoss) rather than retrievers' (CE, HR, NDCG)."""
+    return "test_auc" in rows.columns and pd.to_numeric(rows["test_auc"], errors="coerce").notna().any()
 
 
 def _value(row: pd.Series, name: str) -> float:
@@ -99,46 +113,65 @@ def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | N
     return steps, last_good
 
 
-def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path]) -> list[str]:
-    """All ``depth`` rows of the study: one table, one figure, one sentence per model."""
-    lines = ["## Backbones scaled by depth (HSTU scaling study, part 1)", "",
-             "Each backbone at one width, 2 to 16 blocks, the same data, windows, loss (full-softmax CE at "
-             "every position for the plugin's models) and stopping rule (the validation CE, at most the "
-             "`epochs` cap). RecBole's SASRec trains on RecBole's rows (one prefix per target, the loss at the "
-             "last position only): per epoch it sees each target once, like the others, but from "
-             "max-length prefixes rather than windows, and takes far longer per epoch on a CPU.", "",
-             PAPER_DEPTH_FINDING, ""]
+def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
+                  references: pd.DataFrame | None = None) -> list[str]:
+    """All ``depth`` rows of the study: one table, one figure, one sentence per model.
+    ``references``: trials without a depth axis (DIN among rankers), given beside them."""
+    ranking = is_ranking(rows)
+    main, second = ("auc", "logloss") if ranking else ("ndcg@10", "hit@10")
+    if ranking:
+        lines = ["## Rankers scaled by depth (HSTU scaling study, part 4)", "",
+                 "Each model as a ranker at one width, BCE on the labels plus sampled negatives at every position "
+                 "of a window, the same data, candidates and stopping rule (the validation AUC, at most the "
+                 "`epochs` cap).", "", PAPER_RANKING_FINDING, ""]
+        figures = ["auc", "logloss", "gauc"]
+    else:
+        lines = ["## Backbones scaled by depth (HSTU scaling study, part 1)", "",
+                 "Each backbone at one width, 2 to 16 blocks, the same data, windows, loss (full-softmax CE at "
+                 "every position for the plugin's models) and stopping rule (the validation CE, at most the "
+                 "`epochs` cap). RecBole's SASRec trains on RecBole's rows (one prefix per target, the loss at the "
+                 "last position only): per epoch it sees each target once, like the others, but from "
+                 "max-length prefixes rather than windows, and takes far longer per epoch on a CPU.", "",
+                 PAPER_DEPTH_FINDING, ""]
+        figures = ["celoss", "hit@10", "ndcg@10"]
     table = []
     for model, group in rows.groupby("model", sort=False):
         for _, r in group.sort_values("n_layers").iterrows():
             table.append([_label(model), str(int(r["n_layers"])), f"{int(r['N']):,}", str(r.get("epochs_run", "-")),
-                          _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r)])
-    lines += format_table(["backbone", "blocks", "N", "epochs", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]",
-                           "train min"], table, style="markdown").splitlines()
+                          *[_with_ci(r, f) for f in figures], _minutes(r)])
+    for _, r in (references if references is not None else pd.DataFrame()).iterrows():
+        table.append([_label(str(r["model"])), "-", "-", str(r.get("epochs_run", "-")),
+                      *[_with_ci(r, f) for f in figures], _minutes(r)])
+    lines += format_table(["ranker" if ranking else "backbone", "blocks", "N", "epochs",
+                           *[f"{NAMES[f]} [95%]" for f in figures], "train min"],
+                          table, style="markdown").splitlines()
     capped = [f"{_label(str(model))} {int(r['n_layers'])}" for model, group in rows.groupby("model", sort=False)
               for _, r in group.sort_values("n_layers").iterrows() if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
-        lines += ["", f"Stopped by the epoch cap, not by the validation CE (still improving): {', '.join(capped)}."]
-    lines += ["", "Steps in depth (NDCG@10; better or worse only where the 95% interval of the paired difference "
-              "over the same test users, shown in brackets, excludes 0; without per-user figures, where the two "
-              "trials' intervals do not overlap):", ""]
+        lines += ["", f"Stopped by the epoch cap, not by the validation {'AUC' if ranking else 'CE'} (still "
+                      f"improving): {', '.join(capped)}."]
+    lines += ["", f"Steps in depth ({NAMES[main]}; better or worse only where the 95% interval of the paired "
+              "difference over the same test users, shown in brackets, excludes 0; without per-user figures, where "
+              "the two trials' intervals do not overlap):", ""]
     for model, group in rows.groupby("model", sort=False):
-        steps, last_good = trend(group)
-        best = group.loc[group["test_ndcg@10"].astype(float).idxmax()]
+        steps, last_good = trend(group, main)
+        best = group.loc[group[f"test_{main}"].astype(float).idxmax()]
         where = (f"still improving at {last_good} blocks" if last_good == int(group["n_layers"].max())
                  else f"improves up to {last_good} blocks" if last_good else "no step is better")
-        lines.append(f"- {_label(model)}: {', '.join(steps) or 'one depth only'}; {where}; best NDCG@10 "
-                     f"{_value(best, 'ndcg@10'):.4f} at {int(best['n_layers'])} blocks.")
+        lines.append(f"- {_label(model)}: {', '.join(steps) or 'one depth only'}; {where}; best {NAMES[main]} "
+                     f"{_value(best, main):.4f} at {int(best['n_layers'])} blocks.")
     lines.append("")
     path = out / "depth.png"
-    plot_depth(rows, path)
+    plot_depth(rows, path, (main, second), references)
     plots.append(path)
-    lines += [f"![NDCG@10 and HR@10 against depth]({path.name})", ""]
+    lines += [f"![{NAMES[main]} and {NAMES[second]} against depth]({path.name})", ""]
     return lines
 
 
-def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
-    """NDCG@10 and HR@10 against the number of blocks (log2 axis), one line per backbone, 95% error bars."""
+def plot_depth(rows: pd.DataFrame, path: Path, figures: tuple[str, str] = ("ndcg@10", "hit@10"),
+               references: pd.DataFrame | None = None) -> Path:
+    """Two figures against the number of blocks (log2 axis), one line per backbone, 95% error
+    bars; each reference trial (no depth axis) a dashed line with its interval shaded."""
     caps = pd.to_numeric(rows.get("epochs", pd.Series(dtype=float)), errors="coerce").groupby(rows["model"]).max()
 
     def label(model: str) -> str:  # the epoch cap too, where the backbones' caps differ
@@ -146,10 +179,12 @@ def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
         return _label(model) + (f" (at most {cap:g} epoch{'' if cap == 1 else 's'})"
                                 if caps.nunique() > 1 and cap == cap else "")
 
+    what = "Rankers" if is_ranking(rows) else "Backbones"
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
-        for ax, name, title in zip(axes, ("ndcg@10", "hit@10"), ("NDCG@10", "HR@10")):
+        for ax, name in zip(axes, figures):
+            title = NAMES[name]
             for model, group in rows.groupby("model", sort=False):
                 group = group.sort_values("n_layers")
                 x = group["n_layers"].astype(float).to_numpy()
@@ -158,12 +193,19 @@ def plot_depth(rows: pd.DataFrame, path: Path) -> Path:
                 err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
                                 [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(str(model)))
+            for _, r in (references if references is not None else pd.DataFrame()).iterrows():
+                value, ci = _value(r, name), _ci(r, name)
+                if not math.isfinite(value):
+                    continue
+                line = ax.axhline(value, linestyle="--", linewidth=1, color="grey", label=_label(str(r["model"])))
+                if ci:
+                    ax.axhspan(ci[0], ci[1], color=line.get_color(), alpha=0.12)
             ax.set_xscale("log", base=2)
             ax.set_xticks(sorted(rows["n_layers"].astype(float).unique()))
             ax.get_xaxis().set_major_formatter(lambda v, _: f"{v:g}")
             ax.set_xlabel("blocks")
             ax.set_ylabel(f"test {title}")
-            ax.set_title(f"Backbones scaled by depth: {title}")
+            ax.set_title(f"{what} scaled by depth: {title}")
             ax.legend(fontsize=8)
         save_figure(fig, path)
     finally:

@@ -40,7 +40,7 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
-from recbole_lsrm.study.backbones import depth_section, variants_section
+from recbole_lsrm.study.backbones import depth_section, is_ranking, variants_section
 from recbole_lsrm.study.paired import paired_text, read_paired, reference
 from recbole_lsrm.study.paired import verdict as paired_verdict
 from recbole_lsrm.sweep.plan import ABLATIONS
@@ -281,29 +281,64 @@ def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     return lines
 
 
-def _compare_section(rows: pd.DataFrame) -> list[str]:
-    """Settings side by side: each sweep's trials with every test figure and its interval."""
+FIGURE_NAMES = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
+                "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
+DOMAIN_FIGURES = ("hit@10", "ndcg@10", "hit@50", "ndcg@50")
+
+
+def _compare_section(rows: pd.DataFrame, everything: pd.DataFrame | None = None) -> list[str]:
+    """Settings side by side: each sweep's trials with every test figure and its interval, each
+    domain's where the test users are grouped by domain, and each trial against its baseline
+    (looked up among ``everything`` finished, a depth sweep's trials included)."""
     lines = ["## Settings compared", "",
              "Each sweep one setting (its options are in the study file); the same data, split and stopping rule.", ""]
-    ranking = "test_auc" in rows.columns and rows["test_auc"].notna().any()
+    ranking = is_ranking(rows)
     figures = ["auc", "logloss", "gauc"] if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
-    names = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
-             "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
     table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers"))] + [_with_ci(r, f) for f in figures]
              for _, r in rows.iterrows()]
-    lines += _table(["sweep", "model", "blocks"] + [f"{names[f]} [95%]" for f in figures], table)
-    per_domain = sorted({c.split(":")[0][len("domain "):] for c in rows.columns
-                         if c.startswith("domain ") and c.endswith(": ndcg@10")})
-    if per_domain:  # the test users grouped by their target item's domain
-        lines += ["", "NDCG@10 [95%] per domain of the held-out item:", ""]
-        table = [[str(r["sweep"]), str(r.get("model", ""))] + [
-            _f(r.get(f"domain {d}: ndcg@10")) + (
-                f" [{_f(r.get(f'domain {d}: ndcg@10_lo'))}, {_f(r.get(f'domain {d}: ndcg@10_hi'))}]"
-                if _f(r.get(f"domain {d}: ndcg@10_lo")) != "-" else "") for d in per_domain]
-            for _, r in rows.iterrows()]
-        lines += _table(["sweep", "model", *per_domain], table)
-    lines += _against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"])
+    lines += _table(["sweep", "model", "blocks"] + [f"{FIGURE_NAMES[f]} [95%]" for f in figures], table)
+    lines += _domain_tables(rows)
+    lines += _against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"],
+                                everything if everything is not None else rows)
     return lines + [""]
+
+
+def _domain_tables(rows: pd.DataFrame) -> list[str]:
+    """One table per domain of the held-out item: each trial's test users of that domain, with
+    every figure and its interval (columns ``domain <name>: <figure>`` of the table)."""
+    domains = sorted({c.split(":")[0][len("domain "):] for c in rows.columns
+                      if c.startswith("domain ") and c.endswith(": ndcg@10")})
+    lines: list[str] = []
+    for domain in domains:
+        def cell(r: pd.Series, name: str) -> str:
+            column = f"domain {domain}: {name}"
+            lo, hi = _f(r.get(column + "_lo")), _f(r.get(column + "_hi"))
+            return _f(r.get(column)) + (f" [{lo}, {hi}]" if "-" not in (lo, hi) else "")
+
+        present = rows[pd.to_numeric(rows.get(f"domain {domain}: ndcg@10"), errors="coerce").notna()]
+        table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get(f"domain {domain}: users")),
+                  *[cell(r, f) for f in DOMAIN_FIGURES]] for _, r in present.iterrows()]
+        lines += ["", f"Test users whose held-out item is in {domain}:", ""]
+        lines += _table(["sweep", "model", "users", *[f"{FIGURE_NAMES[f]} [95%]" for f in DOMAIN_FIGURES]], table)
+    return lines
+
+
+def _done(table: pd.DataFrame) -> pd.Series:
+    """The finished trials: a test CE (retrieval) or a test AUC (ranking)."""
+    done = pd.to_numeric(table[METRIC], errors="coerce").notna()
+    if "test_auc" in table.columns:
+        done |= pd.to_numeric(table["test_auc"], errors="coerce").notna()
+    return done
+
+
+def _protocol(table: pd.DataFrame) -> str:
+    if is_ranking(table):
+        return ("leave-one-out by time (each user's last interaction is the test, the one before it validation), "
+                "the held-out interaction with its real label plus sampled negatives the user never had (at the "
+                "trial's neg_ratio, drawn with the run's seed); AUC and LogLoss over all scored pairs, GAUC over "
+                "users with both labels.")
+    return (f"leave-one-out by time ({_held_out(table)}), full ranking over all items; CE is the held-out "
+            "item's cross-entropy over all items.")
 
 
 def _held_out(table: pd.DataFrame) -> str:
@@ -319,18 +354,18 @@ def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
 
 
-def _against_baselines(rows: pd.DataFrame, figures: list[str]) -> list[str]:
-    """Each trial of a sweep with a ``baseline`` against that sweep's trial of the same size,
-    then each sweep's ``paper`` note (the paper's finding for that comparison)."""
-    names = {"hit@10": "HR@10", "ndcg@10": "NDCG@10", "auc": "AUC", "logloss": "LogLoss"}
+def _against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.DataFrame) -> list[str]:
+    """Each trial of a sweep with a ``baseline`` (found among ``everything``) against that sweep's
+    trial of the same size, then each sweep's ``paper`` note (the paper's finding for that comparison)."""
+    names = FIGURE_NAMES
     lines: list[str] = []
-    records = rows.to_dict("records")
+    records, candidates = rows.to_dict("records"), everything.to_dict("records")
     for row in records:
         baseline = _text(row.get("baseline"))
         if not baseline:
             continue
         size = f"{row.get('model', '')}, {_cell(row.get('n_layers'))} blocks"
-        base = reference(row, records)  # the baseline's trial of the same size
+        base = reference(row, candidates)  # the baseline's trial of the same size
         if base is None:
             lines.append(f"- {row['sweep']} ({size}): no trial of {baseline} at that size yet.")
             continue
@@ -384,29 +419,31 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         f"Made from `{results.name}` ({len(table)} trials) by `python -m recbole_lsrm.scaling study {results.name}`.",
         f"Data: {', '.join(sorted(set(table['base_dataset'])))}; device(s): {', '.join(devices) or 'not recorded'}; "
         f"{_minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
-        f"Protocol: leave-one-out by time ({_held_out(table)}), full ranking over all items; CE is the held-out "
-        "item's cross-entropy over all items. "
+        f"Protocol: {_protocol(table)} "
         "Intervals are 95% bootstrap intervals over test users (1,000 resamples); one training seed per trial, "
         "so seed-to-seed variation is not in them.",
         "",
     ]
     converged = table[table["section"] == "converged"]
-    finished = table[table[METRIC].notna()]
+    done = _done(table)
+    finished = table[done]
     done_sections: set[str] = set()
     for sweep, rows in table.groupby("sweep", sort=False):
         section = rows["section"].iloc[0]
-        rows = rows[rows[METRIC].notna()]
+        rows = rows[done[rows.index]]
         if rows.empty:
             continue
         if section in ("depth", "variants", "compare"):  # every sweep of the section in one table
             if section not in done_sections:
                 depth_rows = finished[finished["section"] == "depth"]
-                if section == "depth":
-                    lines += depth_section(depth_rows, out, plots)
+                compare_rows = finished[finished["section"] == "compare"]
+                if section == "depth":  # trials without a depth axis (DIN) drawn beside the depths
+                    no_depth = pd.to_numeric(compare_rows.get("n_layers"), errors="coerce").isna()
+                    lines += depth_section(depth_rows, out, plots, references=compare_rows[no_depth])
                 elif section == "variants":
                     lines += variants_section(finished[finished["section"] == "variants"], depth_rows)
                 else:
-                    lines += _compare_section(finished[finished["section"] == "compare"])
+                    lines += _compare_section(compare_rows, finished)
                 done_sections.add(section)
             continue
         if section == "size":

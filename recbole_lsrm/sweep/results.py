@@ -233,6 +233,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
     for name, value in (summary.get("best_valid") or {}).items():
         row[f"valid_{name}"] = value
     for domain, figures in (summary.get("test_by_domain") or {}).items():  # every test figure per target domain
+        row[f"domain {domain}: users"] = figures.get("users")
         for name in ("hit@10", "ndcg@10", "hit@50", "ndcg@50"):
             if name in figures:
                 row[f"domain {domain}: {name}"] = figures[name]

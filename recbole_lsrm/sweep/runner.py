@@ -124,17 +124,19 @@ def _progress_callback_class():
             spec = self.specs[self._key(trial)]
             if result.get("trial_finished"):
                 ndcg = result.get("test_ndcg@10")
-                self._say(
-                    f"{self._key(trial)} tested: test CE {_fmt(result.get('test_ce_loss'))}"
-                    + (f", NDCG@10 {_fmt(ndcg)}" if ndcg is not None else "")
-                    + f"  ({result.get('run_dir')})"
-                )
+                figures = (f"test AUC {_fmt(result.get('test_auc'))}, LogLoss {_fmt(result.get('test_logloss'))}"
+                           if result.get("test_auc") is not None else  # a ranker
+                           f"test CE {_fmt(result.get('test_ce_loss'))}"
+                           + (f", NDCG@10 {_fmt(ndcg)}" if ndcg is not None else ""))
+                self._say(f"{self._key(trial)} tested: {figures}  ({result.get('run_dir')})")
                 return
             total = f"/{spec.planned_epochs}" if spec.planned_epochs else ""
             took = result.get("time_this_iter_s")  # Tune's time since the trial's last report
             self._say(
                 f"{self._key(trial)} epoch {result.get('epoch')}{total}: train loss {_fmt(result.get('train_loss'))}, "
-                f"valid CE {_fmt(result.get('valid_celoss'))} [{result.get('phase', '')}"
+                + (f"valid AUC {_fmt(result.get('valid_auc'))}" if result.get("valid_auc") is not None
+                   else f"valid CE {_fmt(result.get('valid_celoss'))}")
+                + f" [{result.get('phase', '')}"
                 + (f", {took:.0f}s" if isinstance(took, (int, float)) else "") + "]"
             )
 

@@ -43,8 +43,9 @@ def epoch_metrics(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
     }
     if "valid_score" in record:
         metrics["valid_score"] = float(record["valid_score"])
-    if "celoss" in valid:
-        metrics["valid_celoss"] = float(valid["celoss"])
+    for name in ("celoss", "auc"):  # a retriever's validation CE, a ranker's AUC
+        if name in valid:
+            metrics[f"valid_{name}"] = float(valid[name])
     return metrics
 
 
