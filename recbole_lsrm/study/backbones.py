@@ -46,8 +46,9 @@ PAPER_RANKING_FINDING = (
 )
 # LSRM's block is the paper's GPT.
 LABELS = {"LSRM": "GPT (LSRM)"}
-NAMES = {"ndcg@10": "NDCG@10", "hit@10": "HR@10", "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC",
-         "celoss": "test CE"}
+# Each test figure's name in the reports' tables (the table's column is test_<key>).
+NAMES = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
+         "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
 
 
 def is_ranking(rows: pd.DataFrame) -> bool:

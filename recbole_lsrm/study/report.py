@@ -40,7 +40,7 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
-from recbole_lsrm.study.backbones import depth_section, is_ranking, variants_section
+from recbole_lsrm.study.backbones import NAMES, depth_section, is_ranking, variants_section
 from recbole_lsrm.study.paired import paired_text, read_paired, reference
 from recbole_lsrm.study.paired import verdict as paired_verdict
 from recbole_lsrm.sweep.plan import ABLATIONS
@@ -281,8 +281,6 @@ def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
     return lines
 
 
-FIGURE_NAMES = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
-                "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
 DOMAIN_FIGURES = ("hit@10", "ndcg@10", "hit@50", "ndcg@50")
 
 
@@ -296,7 +294,7 @@ def _compare_section(rows: pd.DataFrame, everything: pd.DataFrame | None = None)
     figures = ["auc", "logloss", "gauc"] if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
     table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers"))] + [_with_ci(r, f) for f in figures]
              for _, r in rows.iterrows()]
-    lines += _table(["sweep", "model", "blocks"] + [f"{FIGURE_NAMES[f]} [95%]" for f in figures], table)
+    lines += _table(["sweep", "model", "blocks"] + [f"{NAMES[f]} [95%]" for f in figures], table)
     lines += _domain_tables(rows)
     lines += _against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"],
                                 everything if everything is not None else rows)
@@ -319,7 +317,7 @@ def _domain_tables(rows: pd.DataFrame) -> list[str]:
         table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get(f"domain {domain}: users")),
                   *[cell(r, f) for f in DOMAIN_FIGURES]] for _, r in present.iterrows()]
         lines += ["", f"Test users whose held-out item is in {domain}:", ""]
-        lines += _table(["sweep", "model", "users", *[f"{FIGURE_NAMES[f]} [95%]" for f in DOMAIN_FIGURES]], table)
+        lines += _table(["sweep", "model", "users", *[f"{NAMES[f]} [95%]" for f in DOMAIN_FIGURES]], table)
     return lines
 
 
@@ -357,7 +355,6 @@ def _text(value: Any) -> str:
 def _against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.DataFrame) -> list[str]:
     """Each trial of a sweep with a ``baseline`` (found among ``everything``) against that sweep's
     trial of the same size, then each sweep's ``paper`` note (the paper's finding for that comparison)."""
-    names = FIGURE_NAMES
     lines: list[str] = []
     records, candidates = rows.to_dict("records"), everything.to_dict("records")
     for row in records:
@@ -376,12 +373,12 @@ def _against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.Da
                 continue
             diff = read_paired(row, name) if _text(row.get("paired_ref")) == f"{baseline}/{base['key']}" else None
             if diff is not None:
-                parts.append(f"{names.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
+                parts.append(f"{NAMES.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
                 continue
             ours, theirs = _interval(row, name), _interval(base, name)
             verdict = ("within the intervals" if ours is None or theirs is None or (ours[0] <= theirs[1] and theirs[0] <= ours[1])
                        else "higher beyond the intervals" if ours[0] > theirs[1] else "lower beyond the intervals")
-            parts.append(f"{names.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
+            parts.append(f"{NAMES.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
         lines.append(f"- {row['sweep']} against {baseline} ({size}): {'; '.join(parts) or 'no shared figures'}.")
     if lines:
         lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed, "
