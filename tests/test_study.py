@@ -267,6 +267,7 @@ def test_the_compare_section_lists_every_setting_and_each_domain(tmp_path):
     assert "| hstu-beauty | HSTU | 900 | - | 0.0600 [0.0400, 0.0800] | 0.2400 [0.1800, 0.3000] | - |" in beauty
     assert "hstu-sports" not in beauty
     assert "| hstu-sports | HSTU | 1200 | - | 0.0300 | - | - |" in text
+    assert "![NDCG@10 per domain of the held-out item](domains.png)" in text and (tmp_path / "domains.png").is_file()
 
 
 def test_a_compare_sweep_is_set_against_its_baseline_at_the_same_size_with_the_papers_finding(tmp_path, tiny_dataset):

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.scaling.plots import pyplot, save_figure
+from recbole_lsrm.study.cells import NAMES, interval, is_ranking, markdown_table, minutes, value, with_ci
 from recbole_lsrm.study.paired import paired_text, read_paired
 from recbole_lsrm.study.paired import verdict as paired_verdict
-from recbole_lsrm.tables import format_table
 
 # The paper's ML-20M HR@10 of HSTU's variants (part 2), by the variant names study files use.
 PAPER_VARIANTS_ML20M = {
@@ -46,45 +46,6 @@ PAPER_RANKING_FINDING = (
 )
 # LSRM's block is the paper's GPT.
 LABELS = {"LSRM": "GPT (LSRM)"}
-# Each test figure's name in the reports' tables (the table's column is test_<key>).
-NAMES = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
-         "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
-
-
-def is_ranking(rows: pd.DataFrame) -> bool:
-    """Whether the rows are rankers' (AUC and LogLoss) rather than retrievers' (CE, HR, NDCG)."""
-    return "test_auc" in rows.columns and pd.to_numeric(rows["test_auc"], errors="coerce").notna().any()
-
-
-def _value(row: pd.Series, name: str) -> float:
-    try:
-        return float(row.get(f"test_{name}") if name != "celoss" else row.get("test_ce_loss"))
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _ci(row: pd.Series, name: str) -> tuple[float, float] | None:
-    try:
-        lo, hi = float(row.get(f"test_{name}_lo")), float(row.get(f"test_{name}_hi"))
-    except (TypeError, ValueError):
-        return None
-    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
-
-
-def _with_ci(row: pd.Series, name: str) -> str:
-    value, ci = _value(row, name), _ci(row, name)
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
-
-
-def _minutes(row: pd.Series) -> str:
-    try:
-        return f"{float(row.get('train_time_s')) / 60:.1f}"
-    except (TypeError, ValueError):
-        return "-"
-
-
 def _label(model: str) -> str:
     return LABELS.get(model, model)
 
@@ -98,7 +59,7 @@ def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | N
     ordered = rows.sort_values("n_layers")
     for (_, a), (_, b) in zip(ordered.iloc[:-1].iterrows(), ordered.iloc[1:].iterrows()):
         diff = read_paired(b, name) if str(b.get("paired_ref")) == f"{a['sweep']}/{a['key']}" else None
-        ia, ib = _ci(a, name), _ci(b, name)
+        ia, ib = interval(a, name), interval(b, name)
         if diff is not None:
             verdict = {"higher": "better", "lower": "worse", "level": "level"}[paired_verdict(diff)]
             detail = f" ({paired_text(diff)})"
@@ -139,13 +100,12 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
     for model, group in rows.groupby("model", sort=False):
         for _, r in group.sort_values("n_layers").iterrows():
             table.append([_label(model), str(int(r["n_layers"])), f"{int(r['N']):,}", str(r.get("epochs_run", "-")),
-                          *[_with_ci(r, f) for f in figures], _minutes(r)])
+                          *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
     for _, r in (references if references is not None else pd.DataFrame()).iterrows():
         table.append([_label(str(r["model"])), "-", "-", str(r.get("epochs_run", "-")),
-                      *[_with_ci(r, f) for f in figures], _minutes(r)])
-    lines += format_table(["ranker" if ranking else "backbone", "blocks", "N", "epochs",
-                           *[f"{NAMES[f]} [95%]" for f in figures], "train min"],
-                          table, style="markdown").splitlines()
+                      *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
+    lines += markdown_table(["ranker" if ranking else "backbone", "blocks", "N", "epochs",
+                             *[f"{NAMES[f]} [95%]" for f in figures], "train min"], table)
     capped = [f"{_label(str(model))} {int(r['n_layers'])}" for model, group in rows.groupby("model", sort=False)
               for _, r in group.sort_values("n_layers").iterrows() if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
@@ -160,7 +120,7 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
         where = (f"still improving at {last_good} blocks" if last_good == int(group["n_layers"].max())
                  else f"improves up to {last_good} blocks" if last_good else "no step is better")
         lines.append(f"- {_label(model)}: {', '.join(steps) or 'one depth only'}; {where}; best {NAMES[main]} "
-                     f"{_value(best, main):.4f} at {int(best['n_layers'])} blocks.")
+                     f"{value(best, main):.4f} at {int(best['n_layers'])} blocks.")
     lines.append("")
     path = out / "depth.png"
     plot_depth(rows, path, (main, second), references)
@@ -190,15 +150,15 @@ def plot_depth(rows: pd.DataFrame, path: Path, figures: tuple[str, str] = ("ndcg
                 group = group.sort_values("n_layers")
                 x = group["n_layers"].astype(float).to_numpy()
                 y = group[f"test_{name}"].astype(float).to_numpy()
-                cis = [_ci(r, name) for _, r in group.iterrows()]
+                cis = [interval(r, name) for _, r in group.iterrows()]
                 err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
                                 [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(str(model)))
             for _, r in (references if references is not None else pd.DataFrame()).iterrows():
-                value, ci = _value(r, name), _ci(r, name)
-                if not math.isfinite(value):
+                level, ci = value(r, name), interval(r, name)
+                if not math.isfinite(level):
                     continue
-                line = ax.axhline(value, linestyle="--", linewidth=1, color="grey", label=_label(str(r["model"])))
+                line = ax.axhline(level, linestyle="--", linewidth=1, color="grey", label=_label(str(r["model"])))
                 if ci:
                     ax.axhspan(ci[0], ci[1], color=line.get_color(), alpha=0.12)
             ax.set_xscale("log", base=2)
@@ -226,15 +186,14 @@ def variants_section(rows: pd.DataFrame, depth_rows: pd.DataFrame) -> list[str]:
             name = str(sweep).split("-", 1)[1] if "-" in str(sweep) else str(sweep)
             full = depth_rows[(depth_rows["model"] == r["model"]) & (depth_rows["n_layers"] == r["n_layers"])]
             paper = PAPER_VARIANTS_ML20M.get(name)
-            full_hr = _with_ci(full.iloc[0], "hit@10") if len(full) else "-"
+            full_hr = with_ci(full.iloc[0], "hit@10") if len(full) else "-"
             diff = read_paired(r, "hit@10")
-            table.append([f"{_label(str(r['model']))}: {sweep}", str(int(r["n_layers"])), _with_ci(r, "hit@10"),
-                          _with_ci(r, "ndcg@10"), full_hr,
+            table.append([f"{_label(str(r['model']))}: {sweep}", str(int(r["n_layers"])), with_ci(r, "hit@10"),
+                          with_ci(r, "ndcg@10"), full_hr,
                           f"{paired_text(diff)} {paired_verdict(diff)}" if diff is not None else "-",
                           f"{paper[0]:.4f} ({paper[1]})" if paper else "-"])
-    lines += format_table(["variant", "blocks", "HR@10 [95%]", "NDCG@10 [95%]", "full model's HR@10",
-                           "HR@10 minus the full model's [paired 95%]", "paper, ML-20M HR@10"],
-                          table, style="markdown").splitlines()
+    lines += markdown_table(["variant", "blocks", "HR@10 [95%]", "NDCG@10 [95%]", "full model's HR@10",
+                             "HR@10 minus the full model's [paired 95%]", "paper, ML-20M HR@10"], table)
     full_paper = PAPER_VARIANTS_ML20M["full"][0]
     lines += ["", f"The paper's full HSTU: HR@10 {full_paper:.4f}; every variant is below it there.", ""]
     return lines

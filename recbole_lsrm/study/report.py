@@ -13,7 +13,8 @@ runner calls the same function. Each section reads the rows of its ``section``:
 - tasks: the challenge tasks' key figures per size.
 - depth and variants: backbones scaled by depth, and HSTU's parts one at a time (the HSTU
   scaling study's first two parts, :mod:`recbole_lsrm.study.backbones`).
-- compare: settings side by side (side information, behaviours, domains), every test figure.
+- compare: settings side by side (side information, behaviours, domains, rankers), every test figure
+  (:mod:`recbole_lsrm.study.compare`).
 - the joint law L(N, D') over the size and converged trials (:mod:`recbole_lsrm.scaling.joint`),
   with its held-out errors next to the per-fraction fits', where the table allows a fit.
 
@@ -26,7 +27,6 @@ support smaller differences.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +40,10 @@ from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
 from recbole_lsrm.scaling.plots import plot_data_sizes, plot_repetition, plot_size_fit
-from recbole_lsrm.study.backbones import NAMES, depth_section, is_ranking, variants_section
-from recbole_lsrm.study.paired import paired_text, read_paired, reference
-from recbole_lsrm.study.paired import verdict as paired_verdict
+from recbole_lsrm.study.backbones import depth_section, variants_section
+from recbole_lsrm.study.cells import as_int, count, interval, is_ranking, markdown_table, minutes, number, with_ci
+from recbole_lsrm.study.compare import compare_section
 from recbole_lsrm.sweep.plan import ABLATIONS
-from recbole_lsrm.tables import format_table
 
 METRIC = "test_ce_loss"
 VARIANTS = ABLATIONS  # Table III, in the order the sweep names them
@@ -58,41 +57,6 @@ class StudyReport:
     findings: list[str] = field(default_factory=list)
 
 
-# --- cells ---------------------------------------------------------------------------------
-def _f(value: Any, digits: int = 4) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
-
-
-def _interval(row: pd.Series, name: str) -> tuple[float, float] | None:
-    lo, hi = row.get(f"test_{name}_lo"), row.get(f"test_{name}_hi")
-    try:
-        lo, hi = float(lo), float(hi)
-    except (TypeError, ValueError):
-        return None
-    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
-
-
-def _with_ci(row: pd.Series, name: str, digits: int = 4) -> str:
-    value = row.get(METRIC) if name == "celoss" else row.get(f"test_{name}")
-    ci = _interval(row, name)
-    return _f(value, digits) + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return format_table(header, rows, style="markdown").splitlines()
-
-
-def _minutes(seconds: Any) -> str:
-    try:
-        return f"{float(seconds) / 60:.1f}"
-    except (TypeError, ValueError):
-        return "-"
-
-
 def compare_sizes(rows: pd.DataFrame, name: str = "celoss") -> list[str]:
     """Sentences on consecutive sizes: is the larger one better, and do the intervals say so?"""
     smaller_is_better = name == "celoss"
@@ -102,13 +66,13 @@ def compare_sizes(rows: pd.DataFrame, name: str = "celoss") -> list[str]:
         va = float(a[METRIC] if name == "celoss" else a[f"test_{name}"])
         vb = float(b[METRIC] if name == "celoss" else b[f"test_{name}"])
         better = vb < va if smaller_is_better else vb > va
-        ia, ib = _interval(a, name), _interval(b, name)
+        ia, ib = interval(a, name), interval(b, name)
         separated = ia is not None and ib is not None and (ib[1] < ia[0] or ib[0] > ia[1])
         verdict = ("better, beyond the intervals" if better and separated
                    else "worse, beyond the intervals" if separated
                    else "better, within the intervals (not supported)" if better
                    else "not better (within the intervals)")
-        out.append(f"{b['size']} vs {a['size']}: {name} {_f(vb)} vs {_f(va)}: {verdict}")
+        out.append(f"{b['size']} vs {a['size']}: {name} {number(vb)} vs {number(va)}: {verdict}")
     return out
 
 
@@ -120,10 +84,10 @@ def _size_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], f
     lines += [f"{len(rows)} sizes, {', '.join(map(str, epochs))} epoch(s) each; the law is fitted on all but "
               f"{', '.join(held) or 'none'} and predicts those.", ""]
     entries = fit_sizes(rows, METRIC, held)
-    lines += _table(
+    lines += markdown_table(
         ["size", "N", "test CE [95%]", "NDCG@10 [95%]", "HR@10 [95%]", "train min", "role", "predicted CE [95%]", "error"],
-        [[r["size"], f"{int(r['N']):,}", _with_ci(r, "celoss"), _with_ci(r, "ndcg@10"), _with_ci(r, "hit@10"),
-          _minutes(r.get("train_time_s")), "held out" if r["held_out"] else "fit", *_predicted(entries, r["size"])]
+        [[r["size"], f"{int(r['N']):,}", with_ci(r, "celoss"), with_ci(r, "ndcg@10"), with_ci(r, "hit@10"),
+          minutes(r.get("train_time_s")), "held out" if r["held_out"] else "fit", *_predicted(entries, r["size"])]
          for _, r in rows.sort_values("N").iterrows()],
     )
     lines.append("")
@@ -133,8 +97,8 @@ def _size_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Path], f
             fit = entry.fit
             ci = fit.ci95
             lines.append(
-                f"Fit ({entry.name}): E = {_f(fit.E)}, N0 = {fit.N0:.4g}, alpha = {_f(fit.alpha)}"
-                + (f" (alpha 95% [{_f(ci['alpha'][0])}, {_f(ci['alpha'][1])}])" if ci.get("alpha") else "")
+                f"Fit ({entry.name}): E = {number(fit.E)}, N0 = {fit.N0:.4g}, alpha = {number(fit.alpha)}"
+                + (f" (alpha 95% [{number(ci['alpha'][0])}, {number(ci['alpha'][1])}])" if ci.get("alpha") else "")
                 + "."
             )
         else:
@@ -151,7 +115,7 @@ def _predicted(entries: list[SizeFit], size: str) -> list[str]:
         for p in entry.points:
             if p.size == size and p.predicted is not None:
                 ci = p.predicted_ci95
-                return [_f(p.predicted) + (f" [{_f(ci[0])}, {_f(ci[1])}]" if ci else ""), f"{p.error_pct:+.2f}%"]
+                return [number(p.predicted) + (f" [{number(ci[0])}, {number(ci[1])}]" if ci else ""), f"{p.error_pct:+.2f}%"]
     return ["-", "-"]
 
 
@@ -163,14 +127,14 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
               "validation epoch.", ""]
     for fraction, group in rows.groupby("fraction", sort=True):
         lines += [f"### {float(fraction):.0%} of the users", ""]
-        lines += _table(
+        lines += markdown_table(
             ["size", "N", "epochs run (best, switch)", "test CE [95%]", "HR@10 [95%]", "NDCG@10 [95%]", "train min"],
             [[r["size"], f"{int(r['N']):,}",
-              f"{_cell(r.get('epochs_run'))} ({_cell(r.get('best_epoch'))}, {_cell(r.get('switch_epoch'))})",
-              _with_ci(r, "celoss"), _with_ci(r, "hit@10"), _with_ci(r, "ndcg@10"), _minutes(r.get("train_time_s"))]
+              f"{count(r.get('epochs_run'))} ({count(r.get('best_epoch'))}, {count(r.get('switch_epoch'))})",
+              with_ci(r, "celoss"), with_ci(r, "hit@10"), with_ci(r, "ndcg@10"), minutes(r.get("train_time_s"))]
              for _, r in group.sort_values("N").iterrows()],
         )
-        capped = [r["size"] for _, r in group.iterrows() if _int(r.get("epochs_run")) == _int(r.get("epochs"))]
+        capped = [r["size"] for _, r in group.iterrows() if as_int(r.get("epochs_run")) == as_int(r.get("epochs"))]
         if capped:
             lines += ["", f"Stopped by the epoch cap, not by the validation CE: {', '.join(capped)}."]
         lines += ["", "Consecutive sizes:", ""]
@@ -179,7 +143,7 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
     entries = fit_sizes(rows, METRIC, [])
     for entry in entries:
         fits[f"{name}: {entry.name}"] = entry.to_dict()
-        status = (f"E = {_f(entry.fit.E)}, N0 = {entry.fit.N0:.4g}, alpha = {_f(entry.fit.alpha)}"
+        status = (f"E = {number(entry.fit.E)}, N0 = {entry.fit.N0:.4g}, alpha = {number(entry.fit.alpha)}"
                   if entry.ok else f"refused: {entry.reason}")
         lines.append(f"- fit, {entry.name}: {status}")
     lines.append("")
@@ -195,20 +159,8 @@ def _converged_section(name: str, rows: pd.DataFrame, out: Path, plots: list[Pat
     return lines
 
 
-def _cell(value: Any) -> str:
-    number = _int(value)
-    return "-" if number is None else str(number)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
 def _switched(row: pd.Series) -> bool:
-    return _int(row.get("switch_epoch")) is not None
+    return as_int(row.get("switch_epoch")) is not None
 
 
 def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> list[str]:
@@ -231,7 +183,7 @@ def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> 
             if v not in cells:
                 return "-"
             r = cells[v]
-            return _with_ci(r, "celoss") + (f" (SGD from {_int(r.get('switch_epoch'))})" if _switched(r) else "")
+            return with_ci(r, "celoss") + (f" (SGD from {as_int(r.get('switch_epoch'))})" if _switched(r) else "")
 
         row = [size, f"{int(group['N'].iloc[0]):,}"] + [cell(v) for v in VARIANTS]
         for v in VARIANTS[1:]:
@@ -241,7 +193,7 @@ def _ablation_section(name: str, rows: pd.DataFrame, baseline: pd.DataFrame) -> 
             if v in cells and not _switched(cells[v]):
                 lines.append(f"- {size} {v}: its Adam phase never switched to SGD, so it shows no switching optimizer.")
     lines += [""] if lines[-1] != "" else []
-    lines += _table(header, [r for _, r in sorted(table, key=lambda t: t[0])])
+    lines += markdown_table(header, [r for _, r in sorted(table, key=lambda t: t[0])])
     return lines + ["", "Paper (ML-20M, l2 / l24): both 5.6249 / 4.7182, w/o LAD 5.6127 / 4.7296, "
                         "w/o SO 5.6281 / 4.7230, neither 5.6013 / 4.7504.", ""]
 
@@ -268,56 +220,16 @@ def _tasks_section(name: str, rows: pd.DataFrame, out: Path) -> list[str]:
         cells = []
         for _, r in ordered.iterrows():
             lo, hi = r.get(column + "_lo"), r.get(column + "_hi")
-            ci = f" [{_f(lo)}, {_f(hi)}]" if _f(lo) != "-" and _f(hi) != "-" else ""
-            cells.append(_f(r.get(column)) + ci)
+            ci = f" [{number(lo)}, {number(hi)}]" if number(lo) != "-" and number(hi) != "-" else ""
+            cells.append(number(r.get(column)) + ci)
         if len(ordered) > 1:
             first, last = float(ordered.iloc[0][column] or "nan"), float(ordered.iloc[-1][column] or "nan")
-            cells.append(_f(last / first, 3) if first else "-")
+            cells.append(number(last / first, 3) if first else "-")
         table.append([column[len("task_"):], *cells])
-    lines += _table(header, table)
+    lines += markdown_table(header, table)
     lines.append("")
     if (out / f"{name}-compare" / "compare.png").is_file():
         lines += [f"![tasks]({name}-compare/compare.png)", ""]
-    return lines
-
-
-DOMAIN_FIGURES = ("hit@10", "ndcg@10", "hit@50", "ndcg@50")
-
-
-def _compare_section(rows: pd.DataFrame, everything: pd.DataFrame | None = None) -> list[str]:
-    """Settings side by side: each sweep's trials with every test figure and its interval, each
-    domain's where the test users are grouped by domain, and each trial against its baseline
-    (looked up among ``everything`` finished, a depth sweep's trials included)."""
-    lines = ["## Settings compared", "",
-             "Each sweep one setting (its options are in the study file); the same data, split and stopping rule.", ""]
-    ranking = is_ranking(rows)
-    figures = ["auc", "logloss", "gauc"] if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
-    table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get("n_layers"))] + [_with_ci(r, f) for f in figures]
-             for _, r in rows.iterrows()]
-    lines += _table(["sweep", "model", "blocks"] + [f"{NAMES[f]} [95%]" for f in figures], table)
-    lines += _domain_tables(rows)
-    lines += _against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"],
-                                everything if everything is not None else rows)
-    return lines + [""]
-
-
-def _domain_tables(rows: pd.DataFrame) -> list[str]:
-    """One table per domain of the held-out item: each trial's test users of that domain, with
-    every figure and its interval (columns ``domain <name>: <figure>`` of the table)."""
-    domains = sorted({c.split(":")[0][len("domain "):] for c in rows.columns
-                      if c.startswith("domain ") and c.endswith(": ndcg@10")})
-    lines: list[str] = []
-    for domain in domains:
-        def cell(r: pd.Series, name: str) -> str:
-            column = f"domain {domain}: {name}"
-            lo, hi = _f(r.get(column + "_lo")), _f(r.get(column + "_hi"))
-            return _f(r.get(column)) + (f" [{lo}, {hi}]" if "-" not in (lo, hi) else "")
-
-        present = rows[pd.to_numeric(rows.get(f"domain {domain}: ndcg@10"), errors="coerce").notna()]
-        table = [[str(r["sweep"]), str(r.get("model", "")), _cell(r.get(f"domain {domain}: users")),
-                  *[cell(r, f) for f in DOMAIN_FIGURES]] for _, r in present.iterrows()]
-        lines += ["", f"Test users whose held-out item is in {domain}:", ""]
-        lines += _table(["sweep", "model", "users", *[f"{NAMES[f]} [95%]" for f in DOMAIN_FIGURES]], table)
     return lines
 
 
@@ -348,55 +260,6 @@ def _held_out(table: pd.DataFrame) -> str:
     return "the last item of each user is the test item, the one before it validation"
 
 
-def _text(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
-
-
-def _against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.DataFrame) -> list[str]:
-    """Each trial of a sweep with a ``baseline`` (found among ``everything``) against that sweep's
-    trial of the same size, then each sweep's ``paper`` note (the paper's finding for that comparison)."""
-    lines: list[str] = []
-    records, candidates = rows.to_dict("records"), everything.to_dict("records")
-    for row in records:
-        baseline = _text(row.get("baseline"))
-        if not baseline:
-            continue
-        size = f"{row.get('model', '')}, {_cell(row.get('n_layers'))} blocks"
-        base = reference(row, candidates)  # the baseline's trial of the same size
-        if base is None:
-            lines.append(f"- {row['sweep']} ({size}): no trial of {baseline} at that size yet.")
-            continue
-        parts = []
-        for name in figures:
-            value, other = _f(row.get(f"test_{name}")), _f(base.get(f"test_{name}"))
-            if "-" in (value, other):
-                continue
-            diff = read_paired(row, name) if _text(row.get("paired_ref")) == f"{baseline}/{base['key']}" else None
-            if diff is not None:
-                parts.append(f"{NAMES.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
-                continue
-            ours, theirs = _interval(row, name), _interval(base, name)
-            verdict = ("within the intervals" if ours is None or theirs is None or (ours[0] <= theirs[1] and theirs[0] <= ours[1])
-                       else "higher beyond the intervals" if ours[0] > theirs[1] else "lower beyond the intervals")
-            parts.append(f"{NAMES.get(name, name)} {value} vs {other} ({float(value) - float(other):+.4f}, {verdict})")
-        lines.append(f"- {row['sweep']} against {baseline} ({size}): {'; '.join(parts) or 'no shared figures'}.")
-    if lines:
-        lines = ["", "Against each sweep's baseline (the baseline's trial of the same model, blocks, data and seed, "
-                 "or its only trial): "
-                 "the paired difference over the same test users with its 95% interval, higher or lower where it "
-                 "excludes 0; without per-user figures, the two trials' intervals (higher or lower where they do not "
-                 "overlap):", ""] + lines
-    notes: dict[str, list[str]] = {}  # the paper's finding -> the sweeps it is set beside
-    for row in records:
-        text, sweep = _text(row.get("paper")), str(row["sweep"])
-        if text and sweep not in notes.setdefault(text, []):
-            notes[text].append(sweep)
-    if notes:
-        lines += ["", "The paper's findings for these comparisons (HSTU scaling study; its protocol and data):", ""]
-        lines += [f"- {', '.join(sweeps)}: {text}" for text, sweeps in notes.items()]
-    return lines
-
-
 # --- the report ------------------------------------------------------------------------------
 def write_study_report(results: Path, out: Path | None = None, title: str | None = None) -> StudyReport:
     results = Path(results).resolve()
@@ -415,7 +278,7 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
     lines += [
         f"Made from `{results.name}` ({len(table)} trials) by `python -m recbole_lsrm.scaling study {results.name}`.",
         f"Data: {', '.join(sorted(set(table['base_dataset'])))}; device(s): {', '.join(devices) or 'not recorded'}; "
-        f"{_minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
+        f"{minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
         f"Protocol: {_protocol(table)} "
         "Intervals are 95% bootstrap intervals over test users (1,000 resamples); one training seed per trial, "
         "so seed-to-seed variation is not in them.",
@@ -440,7 +303,7 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
                 elif section == "variants":
                     lines += variants_section(finished[finished["section"] == "variants"], depth_rows)
                 else:
-                    lines += _compare_section(compare_rows, finished)
+                    lines += compare_section(compare_rows, finished, out, plots)
                 done_sections.add(section)
             continue
         if section == "size":
