@@ -25,6 +25,7 @@ from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.evaluation import register_metrics
+from recbole_lsrm.evaluation.candidates import save_candidates
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, metrics_by_group, save_per_user
 from recbole_lsrm.io import make_dir, write_json
 from recbole_lsrm.logging_setup import attach_run_log, init_logging, to_run_log_only
@@ -290,6 +291,8 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
                                             summary["best_epoch"], title=f"{model} on {dataset}"))
         if per_user:
             save_per_user(per_user, run_dir)
+        if trainer.last_candidates is not None:  # a ranker's: for paired differences between runs
+            save_candidates(trainer.last_candidates, run_dir)
         summary_path = run_dir / "summary.json"
         write_json(summary, summary_path)
         logger.info(set_color("summary", "green") + f": {summary_path}")

@@ -13,7 +13,7 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.pipeline import run
-from recbole_lsrm.trainer.ranking import auc, gauc, logloss
+from recbole_lsrm.evaluation.candidates import auc, gauc, load_candidates, logloss, ranking_metrics
 
 from conftest import TINY
 
@@ -29,6 +29,8 @@ def test_a_ranker_trains_and_reports_auc_logloss_and_gauc(model, head, tmp_path)
     assert set(test) == {"auc", "logloss", "gauc"} and 0.5 < test["auc"] <= 1 and test["logloss"] > 0
     lo, hi = summary["test_intervals"]["auc"]
     assert lo <= test["auc"] <= hi
+    scored = load_candidates(summary["run_dir"])  # kept for paired differences between runs
+    assert ranking_metrics(**scored) == pytest.approx(test)
 
 
 def test_metrics_equal_their_definitions():

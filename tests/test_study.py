@@ -390,3 +390,46 @@ def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_
     assert "![AUC and LogLoss against depth](depth.png)" in text and (tmp_path / "depth.png").is_file()
     assert ("- hstu-neg-0.5 against hstu-depth (HSTU, 2 blocks): AUC 0.7800 vs 0.8000 "
             "(-0.0200, lower beyond the intervals)") in text
+
+
+def test_rankers_on_the_same_candidates_get_paired_auc_differences(tmp_path):
+    """Rankers scored on the same candidates (same users, labels, negatives): AUC and LogLoss of
+    each depth step are paired over resamples of the same users; a trial scored on other
+    candidates (another neg_ratio) is not paired."""
+    from recbole_lsrm.evaluation.candidates import auc, load_candidates, save_candidates
+    from recbole_lsrm.study.backbones import trend
+    from recbole_lsrm.study.paired import add_paired_differences, read_paired
+
+    rng = np.random.default_rng(0)
+    users = 600
+    groups = np.repeat(np.arange(users), 2)
+    labels = np.tile([1.0, 0.0], users)
+    labels[::4] = rng.integers(0, 2, len(labels[::4]))  # some held-out interactions are dislikes
+    noise = rng.normal(size=len(labels))
+    rows = []
+
+    def row(sweep, section, depth, signal, candidates=None, **extra):
+        run_dir = tmp_path / f"{sweep}-{depth}"
+        run_dir.mkdir()
+        g, y = candidates if candidates is not None else (groups, labels)
+        scores = signal * (2 * y - 1) + (noise if candidates is None else rng.normal(size=len(y)))
+        save_candidates({"groups": g, "labels": y, "scores": scores}, run_dir)
+        rows.append({"sweep": sweep, "section": section, "key": f"nl{depth}-f100-s2020", "model": "HSTU", **extra,
+                     "n_layers": depth, "fraction": 1.0, "seed": 2020, "run_dir": str(run_dir),
+                     "test_auc": auc(y, scores), "test_auc_lo": auc(y, scores) - 0.05,
+                     "test_auc_hi": auc(y, scores) + 0.05})
+
+    row("hstu-depth", "depth", 2, 0.5)
+    row("hstu-depth", "depth", 4, 0.6)
+    fewer = (np.arange(users), np.ones(users))  # neg_ratio 0 for the sake of argument: other candidates
+    row("hstu-neg", "compare", 2, 0.5, candidates=fewer, baseline="hstu-depth")
+    loaded = load_candidates(tmp_path / "hstu-depth-2")
+    assert set(loaded) == {"groups", "labels", "scores"} and len(loaded["scores"]) == 2 * users
+    rows = add_paired_differences(rows)
+    by = {(r["sweep"], r["n_layers"]): r for r in rows}
+    step = read_paired(by[("hstu-depth", 4)], "auc")
+    assert step[0] == pytest.approx(rows[1]["test_auc"] - rows[0]["test_auc"]) and step[1] > 0
+    assert read_paired(by[("hstu-depth", 4)], "logloss") is not None
+    assert "paired_ref" not in by[("hstu-neg", 2)]
+    steps, last_good = trend(pd.DataFrame([r for r in rows if r["section"] == "depth"]), "auc")
+    assert steps[0].startswith("2 -> 4 better (+0.0") and last_good == 4

@@ -8,6 +8,11 @@ separate intervals suggest. Each row gets the difference against its reference t
 - ``variants``: the ``depth`` trial of the same model and depth (the full model);
 - a sweep with a ``baseline``: that sweep's trial of the same model and depth.
 
+A retriever's figures are means over users (``test_per_user.npz``); a ranker's AUC and LogLoss
+are recomputed on resamples of the users from both runs' scored candidates
+(``test_candidates.npz``, :mod:`recbole_lsrm.evaluation.candidates`), where the two runs
+scored the same candidates.
+
 The columns (``paired_ref``, ``paired_<metric>``, ``paired_<metric>_lo``/``_hi``) are written
 into the study's table, so the report (made from the table alone) can use them; a row whose
 run folders are gone (a study continued elsewhere) keeps the values the table had.
@@ -19,9 +24,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from recbole_lsrm.evaluation.candidates import load_candidates, paired_candidate_difference, same_candidates
 from recbole_lsrm.evaluation.intervals import load_per_user, paired_difference
 
 PAIRED_METRICS = ("ndcg@10", "hit@10")
+PAIRED_RANKING_METRICS = ("auc", "logloss")
 _SAME_SIZE = ("model", "n_layers", "fraction", "seed")
 
 
@@ -58,30 +65,41 @@ def reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
     return found[0] if found else None
 
 
-def _per_user(row: dict[str, Any], cache: dict[str, Any]) -> dict | None:
+def _loaded(row: dict[str, Any], cache: dict[str, Any], load) -> dict | None:
     run_dir = row.get("run_dir")
-    if not run_dir:
+    if not isinstance(run_dir, str) or not run_dir:
         return None
-    if run_dir not in cache:
-        cache[run_dir] = load_per_user(Path(run_dir)) if Path(run_dir).is_dir() else None
-    return cache[run_dir]
+    key = (run_dir, load.__name__)
+    if key not in cache:
+        cache[key] = load(Path(run_dir)) if Path(run_dir).is_dir() else None
+    return cache[key]
+
+
+def _differences(row: dict[str, Any], ref: dict[str, Any], cache: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """This row minus its reference, per metric, over the same users (empty where they differ)."""
+    mine, theirs = _loaded(row, cache, load_candidates), _loaded(ref, cache, load_candidates)
+    if mine is not None and theirs is not None:  # rankers
+        if not same_candidates(mine, theirs):
+            return {}
+        return {metric: paired_candidate_difference(theirs, mine, metric) for metric in PAIRED_RANKING_METRICS}
+    mine, theirs = _loaded(row, cache, load_per_user), _loaded(ref, cache, load_per_user)
+    if mine is None or theirs is None:
+        return {}
+    return {metric: paired_difference(theirs, mine, metric) for metric in PAIRED_METRICS
+            if metric in mine and metric in theirs and len(mine[metric]) == len(theirs[metric])}
 
 
 def add_paired_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row with a reference trial and both runs' per-user figures at hand gets the paired
-    difference (this row minus the reference) of :data:`PAIRED_METRICS` with its 95% interval."""
+    """Each row with a reference trial and both runs' per-user figures (or scored candidates) at
+    hand gets the paired difference (this row minus the reference) of :data:`PAIRED_METRICS`
+    (a ranker's :data:`PAIRED_RANKING_METRICS`) with its 95% interval; a row from the committed
+    table, its run folders elsewhere, keeps its columns."""
     cache: dict[str, Any] = {}
     for row in rows:
         ref = reference(row, rows)
         if ref is None:
             continue
-        mine, theirs = _per_user(row, cache), _per_user(ref, cache)
-        if mine is None or theirs is None:
-            continue  # a row from the committed table keeps its columns
-        for metric in PAIRED_METRICS:
-            if metric not in mine or metric not in theirs or len(mine[metric]) != len(theirs[metric]):
-                continue  # not the same test users
-            diff = paired_difference(theirs, mine, metric)
+        for metric, diff in _differences(row, ref, cache).items():
             row["paired_ref"] = f"{ref['sweep']}/{ref['key']}"
             row[f"paired_{metric}"], row[f"paired_{metric}_lo"], row[f"paired_{metric}_hi"] = (
                 diff["mean"], diff["lo"], diff["hi"])

@@ -162,6 +162,11 @@ class LSRMTrainer(Trainer):
         """A ranker's last evaluation's 95% intervals (a retriever's come from last_per_user)."""
         return getattr(self.full_sort, "last_intervals", {})
 
+    @property
+    def last_candidates(self) -> dict | None:
+        """A ranker's last evaluation's scored candidates (evaluation/candidates.py); None for a retriever."""
+        return getattr(self.full_sort, "last_candidates", None)
+
     # --- training ---------------------------------------------------------------------
     def build_scheduler(self, steps_per_epoch: int) -> WarmupCosine:
         """The current phase's learning-rate schedule for ``self.optimizer``."""

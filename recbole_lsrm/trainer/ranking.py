@@ -1,12 +1,7 @@
 """Evaluation of a ranker (``objective: ranking``): each user's held-out interaction with its real
-label, plus sampled negatives (label 0) at the run's ``neg_ratio``, scored by the model.
-
-Reported, each with a 95% bootstrap interval over the users:
-
-- ``auc``: the area under the ROC curve over all scored pairs (RecBole's AUC);
-- ``logloss``: the mean binary cross-entropy of the scores' sigmoids (RecBole's LogLoss);
-- ``gauc``: the users' own AUCs (their held-out item against their negatives), averaged with each
-  user weighted by their candidates, over the users whose candidates hold both labels.
+label, plus sampled negatives (label 0) at the run's ``neg_ratio``, scored by the model; AUC,
+LogLoss and GAUC over the scored candidates with 95% intervals over the users
+(:mod:`recbole_lsrm.evaluation.candidates`).
 
 The negatives are drawn with the run's seed, so every evaluation scores the same candidates.
 """
@@ -15,45 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
+from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics
 from recbole_lsrm.model.ranking import negative_counts, sample_negatives, user_item_keys
-
-RESAMPLES = 200
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mann-Whitney AUC (ties count half); nan without both labels."""
-    positives = labels > 0.5
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def logloss(labels: np.ndarray, scores: np.ndarray) -> float:
-    p = 1.0 / (1.0 + np.exp(-scores))
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
-
-
-def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """Each group's AUC weighted by its size, over the groups holding both labels."""
-    total, weight = 0.0, 0
-    order = np.argsort(groups, kind="stable")
-    groups, labels, scores = groups[order], labels[order], scores[order]
-    bounds = np.flatnonzero(np.diff(groups)) + 1
-    for part_labels, part_scores in zip(np.split(labels, bounds), np.split(scores, bounds)):
-        value = auc(part_labels, part_scores)
-        if not np.isnan(value):
-            total += value * len(part_labels)
-            weight += len(part_labels)
-    return total / weight if weight else float("nan")
-
-
-def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {"auc": auc(labels, scores), "logloss": logloss(labels, scores), "gauc": gauc(groups, labels, scores)}
 
 
 class RankingEvaluation:
@@ -73,7 +32,12 @@ class RankingEvaluation:
     @property
     def last_intervals(self) -> dict[str, list[float]]:
         """The last evaluation's 95% intervals (computed when asked: the test's, not every validation's)."""
-        return self._intervals(*self._last) if self._last is not None else {}
+        return candidate_intervals(*self._last) if self._last is not None else {}
+
+    @property
+    def last_candidates(self) -> dict[str, np.ndarray] | None:
+        """The last evaluation's scored candidates: ``groups`` (one per test row), ``labels``, ``scores``."""
+        return dict(zip(("groups", "labels", "scores"), self._last)) if self._last is not None else None
 
     @torch.no_grad()
     def evaluate(self, eval_data, show_progress: bool = False) -> dict[str, float]:
@@ -127,21 +91,3 @@ class RankingEvaluation:
             columns.append(torch.log(p) - torch.log1p(-p))
         interaction[self.item_field] = candidates[:, 0]
         return torch.stack(columns, dim=1)
-
-    def _intervals(self, groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
-        """95% percentile intervals from resampling the users (each with all of their candidates)."""
-        users = np.unique(groups)
-        if len(users) < 2:
-            return {}
-        order = np.argsort(groups, kind="stable")
-        starts = np.searchsorted(groups[order], users)
-        ends = np.searchsorted(groups[order], users, side="right")
-        rng = np.random.default_rng(0)
-        draws = {name: [] for name in ("auc", "logloss", "gauc")}
-        for _ in range(RESAMPLES):
-            chosen = rng.integers(0, len(users), len(users))
-            index = np.concatenate([order[starts[c]:ends[c]] for c in chosen])
-            relabelled = np.repeat(np.arange(len(chosen)), ends[chosen] - starts[chosen])
-            for name, value in ranking_metrics(relabelled, labels[index], scores[index]).items():
-                draws[name].append(value)
-        return {name: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))] for name, v in draws.items()}

@@ -1,0 +1,144 @@
+"""A ranker's test figures over its scored candidates, their intervals and paired differences.
+
+A ranker's test (``objective: ranking``) scores each user's held-out interaction with its real
+label plus sampled negatives; the scored candidates are three arrays of one length: ``groups``
+(the test row, one per user), ``labels`` (1 or 0) and ``scores`` (logits). From them:
+
+- ``auc``: the area under the ROC curve over all scored pairs (RecBole's AUC);
+- ``logloss``: the mean binary cross-entropy of the scores' sigmoids (RecBole's LogLoss);
+- ``gauc``: the users' own AUCs (their held-out item against their negatives), averaged with each
+  user weighted by their candidates, over the users whose candidates hold both labels.
+
+None of them is a mean over users, so their 95% intervals resample the users, each with all of
+their candidates, and recompute the figure. Two runs scored on the same candidates (same data,
+seed and ``neg_ratio``: DIN and the plugin's rankers alike) are compared by resampling the same
+users for both (a paired difference). A run keeps its candidates in ``test_candidates.npz``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+from recbole_lsrm.io import atomic_write
+
+RESAMPLES = 200
+LEVEL = 0.95
+CANDIDATES_FILE = "test_candidates.npz"
+FIELDS = ("groups", "labels", "scores")
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count half); nan without both labels."""
+    positives = labels > 0.5
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def logloss(labels: np.ndarray, scores: np.ndarray) -> float:
+    p = 1.0 / (1.0 + np.exp(-scores))
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
+
+
+def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Each group's AUC weighted by its size, over the groups holding both labels."""
+    total, weight = 0.0, 0
+    order = np.argsort(groups, kind="stable")
+    groups, labels, scores = groups[order], labels[order], scores[order]
+    bounds = np.flatnonzero(np.diff(groups)) + 1
+    for part_labels, part_scores in zip(np.split(labels, bounds), np.split(scores, bounds)):
+        value = auc(part_labels, part_scores)
+        if not np.isnan(value):
+            total += value * len(part_labels)
+            weight += len(part_labels)
+    return total / weight if weight else float("nan")
+
+
+METRICS = {"auc": lambda groups, labels, scores: auc(labels, scores),
+           "logloss": lambda groups, labels, scores: logloss(labels, scores),
+           "gauc": gauc}
+
+
+def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {name: metric(groups, labels, scores) for name, metric in METRICS.items()}
+
+
+def _resamples(groups: np.ndarray, n_resamples: int, seed: int):
+    """Each resample of the users: (candidate index, the resample's own group of each candidate)."""
+    users = np.unique(groups)
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], users)
+    ends = np.searchsorted(groups[order], users, side="right")
+    rng = np.random.default_rng(seed)
+    for _ in range(n_resamples):
+        chosen = rng.integers(0, len(users), len(users))
+        index = np.concatenate([order[starts[c]:ends[c]] for c in chosen])
+        yield index, np.repeat(np.arange(len(chosen)), ends[chosen] - starts[chosen])
+
+
+def candidate_intervals(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                        n_resamples: int = RESAMPLES, seed: int = 0) -> dict[str, list[float]]:
+    """95% percentile intervals of each figure, resampling the users with all their candidates."""
+    if len(np.unique(groups)) < 2:
+        return {}
+    draws: dict[str, list[float]] = {name: [] for name in ("auc", "logloss", "gauc")}
+    for index, relabelled in _resamples(groups, n_resamples, seed):
+        for name, value in ranking_metrics(relabelled, labels[index], scores[index]).items():
+            draws[name].append(value)
+    tail = 100 * (1 - LEVEL) / 2
+    return {name: [float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))] for name, v in draws.items()}
+
+
+def same_candidates(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Whether two runs scored the same candidates (the same users, labels and number of each)."""
+    return (a["groups"].shape == b["groups"].shape and np.array_equal(a["groups"], b["groups"])
+            and np.array_equal(a["labels"], b["labels"]))
+
+
+def paired_candidate_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], metric: str,
+                                n_resamples: int = RESAMPLES, seed: int = 0) -> dict[str, float]:
+    """``metric`` of b minus a's on the same candidates, with a 95% interval from resampling the
+    same users for both."""
+    if not same_candidates(a, b):
+        raise ValueError(f"{metric}: the two runs were not tested on the same candidates")
+    groups = a["groups"]
+
+    def figure(run: dict[str, np.ndarray], index: np.ndarray, relabelled: np.ndarray) -> float:
+        return METRICS[metric](relabelled, run["labels"][index], run["scores"][index])
+
+    everything = np.arange(len(groups))
+    mean = figure(b, everything, groups) - figure(a, everything, groups)
+    draws = [figure(b, index, relabelled) - figure(a, index, relabelled)
+             for index, relabelled in _resamples(groups, n_resamples, seed)]
+    tail = 100 * (1 - LEVEL) / 2
+    lo, hi = np.nanpercentile(draws, [tail, 100 - tail])
+    return {"mean": float(mean), "lo": float(lo), "hi": float(hi)}
+
+
+def save_candidates(scored: dict[str, np.ndarray], run_dir: Path) -> Path:
+    path = Path(run_dir) / CANDIDATES_FILE
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, groups=scored["groups"].astype(np.int64), labels=scored["labels"].astype(np.float32),
+                                scores=scored["scores"].astype(np.float32))
+
+    atomic_write(path, write)
+    return path
+
+
+def load_candidates(run_dir: Path) -> dict[str, np.ndarray] | None:
+    path = Path(run_dir) / CANDIDATES_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        if set(data.files) != set(FIELDS):
+            return None
+        return {"groups": data["groups"], "labels": data["labels"].astype(np.float64),
+                "scores": data["scores"].astype(np.float64)}
