@@ -51,6 +51,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
         "switch_patience", "switch_epoch", "num_time_buckets", "gradient_accumulation_steps", "robustness_draws",
         "layer_norm_eps", "initializer_range", "temperature", "window_stride", "ce_chunk_size", "sampled_softmax",
         "eval_item_chunk", "attention_divisor", "cpu_threads", "ffn_dim", "rms_norm_eps", "neg_ratio",
+        "eval_neg_ratio",
     )},
     **{key: NON_NEGATIVE for key in ("warmup_steps", "dropout_schedule_epochs", "weight_decay", "trajectory_holdout")},
     **{key: FRACTION for key in ("min_lr_ratio", "sgd_momentum", "hidden_dropout_prob", "cold_start_users")},

@@ -120,3 +120,21 @@ def test_a_ranking_checkpoint_is_not_resumed_as_retrieval(tmp_path):
                                             "checkpoint_dir": str(tmp_path / "saved")})
     with pytest.raises(ConfigError, match="--objective cannot change when resuming"):
         run(checkpoint_path=summary["checkpoint"], options={"objective": "retrieval"})
+
+
+def test_rankers_trained_at_other_negative_ratios_are_tested_on_the_same_candidates(tmp_path):
+    """eval_neg_ratio fixes the test's negatives whatever the training ratio, so runs trained at
+    0.2 and 1.0 can be compared (and paired) on the same candidates; left at ~ it is neg_ratio."""
+    from recbole_lsrm.evaluation.candidates import same_candidates
+
+    def scored(**options):
+        summary = run("LSRM", "ml-100k", options={**TINY, **RANKING, "epochs": 1, "checkpoint_dir": str(tmp_path),
+                                                  **options})
+        return load_candidates(summary["run_dir"])
+
+    low, high = scored(neg_ratio=0.2, eval_neg_ratio=1.0), scored(neg_ratio=1.0)
+    assert same_candidates(low, high) and len(high["labels"]) == 2 * len(np.unique(high["groups"]))
+    own = scored(neg_ratio=0.2)
+    assert not same_candidates(own, high) and len(own["labels"]) < 1.5 * len(np.unique(own["groups"]))
+    with pytest.raises(ConfigError, match="eval_neg_ratio must be positive"):
+        LSRMConfig(get_model_class("LSRM"), "ml-100k", None, {**RANKING, "eval_neg_ratio": 0})

@@ -245,7 +245,7 @@ def _protocol(table: pd.DataFrame) -> str:
     if is_ranking(table):
         return ("leave-one-out by time (each user's last interaction is the test, the one before it validation), "
                 "the held-out interaction with its real label plus sampled negatives the user never had (at the "
-                "trial's neg_ratio, drawn with the run's seed); AUC and LogLoss over all scored pairs, GAUC over "
+                "trial's eval_neg_ratio, its neg_ratio unless set, drawn with the run's seed); AUC and LogLoss over all scored pairs, GAUC over "
                 "users with both labels.")
     return (f"leave-one-out by time ({_held_out(table)}), full ranking over all items; CE is the held-out "
             "item's cross-entropy over all items.")

@@ -1,7 +1,7 @@
 """Evaluation of a ranker (``objective: ranking``): each user's held-out interaction with its real
-label, plus sampled negatives (label 0) at the run's ``neg_ratio``, scored by the model; AUC,
-LogLoss and GAUC over the scored candidates with 95% intervals over the users
-(:mod:`recbole_lsrm.evaluation.candidates`).
+label, plus sampled negatives (label 0) at the run's ``eval_neg_ratio`` (its ``neg_ratio`` unless
+set), scored by the model; AUC, LogLoss and GAUC over the scored candidates with 95% intervals
+over the users (:mod:`recbole_lsrm.evaluation.candidates`).
 
 The negatives are drawn with the run's seed, so every evaluation scores the same candidates.
 """
@@ -13,6 +13,7 @@ import torch
 
 from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics
 from recbole_lsrm.model.ranking import negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.options import setting
 
 
 class RankingEvaluation:
@@ -21,7 +22,7 @@ class RankingEvaluation:
     def __init__(self, model, config, device) -> None:
         self.model = model
         self.seed = int(config["seed"])
-        self.neg_ratio = float(config["neg_ratio"])
+        self.neg_ratio = float(setting(config, "eval_neg_ratio", config["neg_ratio"]))  # ~: the training ratio
         self._keys: torch.Tensor | None = None
         self.user_field, self.item_field, self.label_field = (
             config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["LABEL_FIELD"])
