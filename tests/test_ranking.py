@@ -138,3 +138,23 @@ def test_rankers_trained_at_other_negative_ratios_are_tested_on_the_same_candida
     assert not same_candidates(own, high) and len(own["labels"]) < 1.5 * len(np.unique(own["groups"]))
     with pytest.raises(ConfigError, match="eval_neg_ratio must be positive"):
         LSRMConfig(get_model_class("LSRM"), "ml-100k", None, {**RANKING, "eval_neg_ratio": 0})
+
+
+def test_the_gauc_interval_reweights_the_users_own_aucs_as_recomputing_would():
+    """Resampling users keeps each user's candidates, so their AUCs are reweighted, not
+    recomputed: the interval equals the one from recomputing GAUC on every resample."""
+    from recbole_lsrm.evaluation.candidates import candidate_intervals
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(40), 3)
+    labels = rng.integers(0, 2, len(groups)).astype(float)
+    scores = rng.normal(size=len(groups)) + labels
+    users = np.unique(groups)
+    draws = []
+    generator = np.random.default_rng(0)
+    for _ in range(50):
+        chosen = generator.integers(0, len(users), len(users))
+        index = np.concatenate([np.flatnonzero(groups == users[c]) for c in chosen])
+        draws.append(gauc(np.repeat(np.arange(len(chosen)), 3), labels[index], scores[index]))
+    expected = [np.nanpercentile(draws, 2.5), np.nanpercentile(draws, 97.5)]
+    assert candidate_intervals(groups, labels, scores, n_resamples=50)["gauc"] == pytest.approx(expected)

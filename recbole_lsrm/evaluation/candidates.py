@@ -46,18 +46,28 @@ def logloss(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
 
 
-def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """Each group's AUC weighted by its size, over the groups holding both labels."""
-    total, weight = 0.0, 0
+def group_aucs(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each group's AUC over its own candidates (nan without both labels) and its number of
+    candidates, groups in sorted order: (groups, aucs, sizes)."""
     order = np.argsort(groups, kind="stable")
     groups, labels, scores = groups[order], labels[order], scores[order]
     bounds = np.flatnonzero(np.diff(groups)) + 1
-    for part_labels, part_scores in zip(np.split(labels, bounds), np.split(scores, bounds)):
-        value = auc(part_labels, part_scores)
-        if not np.isnan(value):
-            total += value * len(part_labels)
-            weight += len(part_labels)
-    return total / weight if weight else float("nan")
+    aucs = np.array([auc(part_labels, part_scores)
+                     for part_labels, part_scores in zip(np.split(labels, bounds), np.split(scores, bounds))])
+    return groups[np.r_[0, bounds]] if len(groups) else groups, aucs, np.diff(np.r_[0, bounds, len(groups)])
+
+
+def _weighted(aucs: np.ndarray, sizes: np.ndarray) -> float:
+    """The groups' AUCs weighted by their sizes, over the groups holding both labels."""
+    both = ~np.isnan(aucs)
+    weight = sizes[both].sum()
+    return float((aucs[both] * sizes[both]).sum() / weight) if weight else float("nan")
+
+
+def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Each group's AUC weighted by its size, over the groups holding both labels."""
+    _, aucs, sizes = group_aucs(groups, labels, scores)
+    return _weighted(aucs, sizes)
 
 
 METRICS = {"auc": lambda groups, labels, scores: auc(labels, scores),
@@ -70,7 +80,8 @@ def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) 
 
 
 def _resamples(groups: np.ndarray, n_resamples: int, seed: int):
-    """Each resample of the users: (candidate index, the resample's own group of each candidate)."""
+    """Each resample of the users: (the users drawn, as positions in the sorted users; the index
+    of their candidates; the resample's own group of each candidate)."""
     users = np.unique(groups)
     order = np.argsort(groups, kind="stable")
     starts = np.searchsorted(groups[order], users)
@@ -79,18 +90,21 @@ def _resamples(groups: np.ndarray, n_resamples: int, seed: int):
     for _ in range(n_resamples):
         chosen = rng.integers(0, len(users), len(users))
         index = np.concatenate([order[starts[c]:ends[c]] for c in chosen])
-        yield index, np.repeat(np.arange(len(chosen)), ends[chosen] - starts[chosen])
+        yield chosen, index, np.repeat(np.arange(len(chosen)), ends[chosen] - starts[chosen])
 
 
 def candidate_intervals(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                         n_resamples: int = RESAMPLES, seed: int = 0) -> dict[str, list[float]]:
-    """95% percentile intervals of each figure, resampling the users with all their candidates."""
+    """95% percentile intervals of each figure, resampling the users with all their candidates
+    (a user drawn keeps their own AUC, so GAUC is reweighted, not recomputed)."""
     if len(np.unique(groups)) < 2:
         return {}
+    _, aucs, sizes = group_aucs(groups, labels, scores)
     draws: dict[str, list[float]] = {name: [] for name in ("auc", "logloss", "gauc")}
-    for index, relabelled in _resamples(groups, n_resamples, seed):
-        for name, value in ranking_metrics(relabelled, labels[index], scores[index]).items():
-            draws[name].append(value)
+    for chosen, index, _ in _resamples(groups, n_resamples, seed):
+        draws["auc"].append(auc(labels[index], scores[index]))
+        draws["logloss"].append(logloss(labels[index], scores[index]))
+        draws["gauc"].append(_weighted(aucs[chosen], sizes[chosen]))
     tail = 100 * (1 - LEVEL) / 2
     return {name: [float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))] for name, v in draws.items()}
 
@@ -115,7 +129,7 @@ def paired_candidate_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarra
     everything = np.arange(len(groups))
     mean = figure(b, everything, groups) - figure(a, everything, groups)
     draws = [figure(b, index, relabelled) - figure(a, index, relabelled)
-             for index, relabelled in _resamples(groups, n_resamples, seed)]
+             for _, index, relabelled in _resamples(groups, n_resamples, seed)]
     tail = 100 * (1 - LEVEL) / 2
     lo, hi = np.nanpercentile(draws, [tail, 100 - tail])
     return {"mean": float(mean), "lo": float(lo), "hi": float(hi)}
