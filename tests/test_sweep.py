@@ -284,3 +284,19 @@ def test_progress_lines_name_a_rankers_auc_and_a_retrievers_ce(tmp_path):
                      "rank/nl2 epoch 2/10: train loss 7.5000, valid CE 7.2500 [adam, 12s]",
                      "rank/nl2 tested: test AUC 0.8000, LogLoss 0.5000  (r)",
                      "rank/nl2 tested: test CE 7.0000, NDCG@10 0.1000  (r)"]
+
+
+def test_a_sweep_folder_keeps_its_settings_once_a_trial_has_started(tmp_path):
+    """Trials are skipped by key, so a folder whose trials ran with other options is refused by
+    name; a folder with no trial yet (stopped before its first) takes the new settings."""
+    from recbole_lsrm.io import read_json
+    from recbole_lsrm.sweep.results import check_sweep_record
+
+    check_sweep_record(tmp_path, {"options": {"neg_ratio": 0.2}})
+    check_sweep_record(tmp_path, {"options": {"neg_ratio": 0.2, "eval_neg_ratio": 1.0}})  # no trial yet
+    assert read_json(tmp_path / "sweep.json", "record") == {"options": {"neg_ratio": 0.2, "eval_neg_ratio": 1.0}}
+    (tmp_path / "trials" / "nl2-f100-s2020").mkdir(parents=True)
+    check_sweep_record(tmp_path, {"options": {"neg_ratio": 0.2, "eval_neg_ratio": 1.0}})  # the same: continues
+    with pytest.raises(ConfigError, match=r"holds trials run with other settings \(--eval_neg_ratio: 1.0 then, "
+                                          r"'unset' now\)"):
+        check_sweep_record(tmp_path, {"options": {"neg_ratio": 0.2}})

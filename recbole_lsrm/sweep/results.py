@@ -145,10 +145,12 @@ def check_sweep_record(out: Path, fingerprint: dict[str, Any], write: bool = Tru
     """Write ``sweep.json``, or check that the folder's earlier trials were run the same way.
 
     Trials are skipped by key (size, fraction, seed); that is only right if the options
-    every trial shares are the same as before. ``write=False`` only checks (a dry run).
+    every trial shares are the same as before. A folder with no trial yet (a sweep stopped
+    before its first) takes the new settings. ``write=False`` only checks (a dry run).
     """
     path = Path(out) / SWEEP_RECORD
-    if path.is_file():
+    started = any(p.is_dir() for p in (Path(out) / "trials").glob("*"))
+    if path.is_file() and started:
         before = read_json(path, "a sweep's record of its settings (remove it or choose another --out)")
         if before != fingerprint:
             differences = []
