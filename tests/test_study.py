@@ -382,6 +382,7 @@ def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_
     pd.DataFrame(rows).to_csv(path, index=False)
     text = write_study_report(path, tmp_path, title="ranking").markdown.read_text()
     assert "## Rankers scaled by depth" in text and "best ML-1M AUC .7947" in text
+    assert "bootstrap intervals over test users (200 resamples)" in text
     assert "| ranker | blocks | N | epochs | AUC [95%] | LogLoss [95%] | GAUC [95%] | train min |" in text
     assert "| DIN | - | - | 6 | 0.7500 [0.7450, 0.7550] | 0.2500 [0.2400, 0.2600] | 0.6500 | 1.0 |" in text
     assert "- HSTU: 2 -> 4 better, 4 -> 8 better; still improving at 8 blocks; best AUC 0.8400 at 8 blocks." in text

@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.evaluation.candidates import RESAMPLES as RANKING_RESAMPLES
+from recbole_lsrm.evaluation.intervals import N_RESAMPLES
 from recbole_lsrm.io import make_dir, write_text
 from recbole_lsrm.scaling.joint_report import markdown as joint_markdown, run_joint, save_joint
 from recbole_lsrm.scaling.analysis import SizeFit, fit_sizes, load_results, repetition_curves
@@ -241,6 +243,11 @@ def _done(table: pd.DataFrame) -> pd.Series:
     return done
 
 
+def _resamples(table: pd.DataFrame) -> str:
+    """A ranker's figures are recomputed on each resample of the users, a retriever's averaged."""
+    return f"{RANKING_RESAMPLES:,}" if is_ranking(table) else f"{N_RESAMPLES:,}"
+
+
 def _protocol(table: pd.DataFrame) -> str:
     if is_ranking(table):
         return ("leave-one-out by time (each user's last interaction is the test, the one before it validation), "
@@ -280,7 +287,7 @@ def write_study_report(results: Path, out: Path | None = None, title: str | None
         f"Data: {', '.join(sorted(set(table['base_dataset'])))}; device(s): {', '.join(devices) or 'not recorded'}; "
         f"{minutes(pd.to_numeric(table.get('train_time_s'), errors='coerce').sum())} min of training in all.",
         f"Protocol: {_protocol(table)} "
-        "Intervals are 95% bootstrap intervals over test users (1,000 resamples); one training seed per trial, "
+        f"Intervals are 95% bootstrap intervals over test users ({_resamples(table)} resamples); one training seed per trial, "
         "so seed-to-seed variation is not in them.",
         "",
     ]
