@@ -65,6 +65,15 @@ DEFAULT_DATASET = "ml-100k"
 # RecBole's sequential rankers (labels, BCE): objective: ranking evaluates them as the plugin's rankers.
 RECBOLE_RANKERS = ("DIN", "DIEN")
 
+
+def recbole_ranker_negatives(model: str, neg_ratio: float) -> dict:
+    """RecBole's ``train_neg_sample_args`` for its rankers under ``objective: ranking``: ``neg_ratio``
+    uniform negatives per interaction, as the plugin's rankers train (RecBole draws whole numbers)."""
+    if neg_ratio != int(neg_ratio):
+        raise ConfigError(f"{model} samples a whole number of negatives per interaction: neg_ratio: {neg_ratio:g} "
+                          "cannot be drawn; set neg_ratio to 1, 2, ... (or train_neg_sample_args)")
+    return {"distribution": "uniform", "sample_num": int(neg_ratio)}
+
 # Options of the command line itself, not RecBole config keys.
 RUN_OPTIONS = ("model", "dataset", "config_files", "scale", "recipe", "checkpoint")
 # --recipe=plugin: the model's own property file, nothing more.
@@ -346,6 +355,8 @@ class LSRMConfig(Config):
         # full-sort evaluation: its own checks see a ranking metric, the plugin evaluates rankers itself.
         metrics = final.get("metrics")
         ranker = final.get("objective") == "ranking"
+        if ranker and self.model in RECBOLE_RANKERS and "train_neg_sample_args" not in self.external_config_dict:
+            final["train_neg_sample_args"] = recbole_ranker_negatives(self.model, final["neg_ratio"])
         if not ranker and "metrics" in self.external_config_dict and getattr(self.model_class, "feature_inputs", False):
             resolve_objective({**final, "objective": "retrieval"}, self.external_config_dict)
         if ranker:

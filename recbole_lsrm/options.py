@@ -78,7 +78,7 @@ BEHAVIOR_LOSSES = ("target", "all")
 OBJECTIVES = ("retrieval", "ranking")
 RANKING_HEADS = ("dot", "mlp", "ffn")
 # What a ranking run reports (GAUC: the users' own AUCs, see trainer/ranking.py).
-RANKING_METRICS = ("auc", "logloss", "gauc")
+RANKING_METRICS = ("auc", "logloss", "gauc", "heldout_auc")
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")  # RecBole's FeedForward
 CHOICES: dict[str, tuple[str, ...]] = {
     "similarity": SIMILARITIES, "sampled_negatives": NEGATIVE_DRAWS, "attn_activation": ATTN_ACTIVATIONS,
@@ -405,7 +405,7 @@ def _valid_metric_is_computed(config: Mapping[str, Any]) -> None:
     if not isinstance(metric, str) or metrics is None or topk is None:
         return
     name, _, k = metric.lower().partition("@")
-    if config.get("objective") == "ranking" and name == "gauc":  # always reported by a ranking run
+    if config.get("objective") == "ranking" and name in ("gauc", "heldout_auc"):  # always reported by a ranker
         return
     if name not in [m.lower() for m in metrics] or (k and (not k.isdigit() or int(k) not in topk)):
         raise ConfigError(f"valid_metric {metric} is not computed: metrics are {metrics} with topk {topk}")

@@ -244,7 +244,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     if test_intervals:
         shown = ", ".join(f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in test_intervals.items()
-                          if k.endswith("@10") or k in ("celoss", "auc", "logloss", "gauc"))
+                          if k.endswith("@10") or k in ("celoss", "auc", "logloss", "gauc", "heldout_auc"))
         users = len(next(iter(per_user.values()))) if per_user else len(test_data.dataset)
         logger.info(set_color("test 95% intervals", "yellow") + f" (bootstrap over {users} users): {shown}")
 

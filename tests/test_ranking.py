@@ -13,7 +13,7 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.pipeline import run
-from recbole_lsrm.evaluation.candidates import auc, gauc, load_candidates, logloss, ranking_metrics
+from recbole_lsrm.evaluation.candidates import auc, gauc, heldout_auc, load_candidates, logloss, ranking_metrics
 
 from conftest import TINY
 
@@ -26,7 +26,7 @@ def test_a_ranker_trains_and_reports_auc_logloss_and_gauc(model, head, tmp_path)
     summary = run(model, "ml-100k", options={**TINY, **RANKING, "ranking_head": head, "epochs": 1,
                                              "checkpoint_dir": str(tmp_path)})
     test = summary["test"]
-    assert set(test) == {"auc", "logloss", "gauc"} and 0.5 < test["auc"] <= 1 and test["logloss"] > 0
+    assert set(test) == {"auc", "logloss", "gauc", "heldout_auc"} and 0.5 < test["auc"] <= 1 and test["logloss"] > 0
     lo, hi = summary["test_intervals"]["auc"]
     assert lo <= test["auc"] <= hi
     scored = load_candidates(summary["run_dir"])  # kept for paired differences between runs
@@ -46,6 +46,9 @@ def test_metrics_equal_their_definitions():
                 + auc(labels[5:], scores[5:]) * 3) / 8
     assert gauc(groups, labels, scores) == pytest.approx(expected)
     assert np.isnan(auc(np.zeros(3), np.arange(3.0)))
+    # held-out AUC: each group's first candidate (the held-out interaction, real label) alone
+    groups, labels, scores = np.array([0, 0, 1, 1, 2, 2]), np.array([1, 0, 0, 0, 1, 0.]), np.array([2, 5, 1, 0, 3, 9.])
+    assert heldout_auc(groups, labels, scores) == 1.0 and auc(labels, scores) == 0.5
 
 
 def test_negatives_are_items_the_user_never_had_at_the_ratio():
@@ -105,9 +108,36 @@ def test_recboles_din_runs_through_the_same_command_as_the_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_din_is_evaluated_on_the_rankers_candidates_with_objective_ranking(tmp_path):
-    summary = run("DIN", "ml-100k", options={**RANKING, "train_neg_sample_args": None, "epochs": 1,
+    summary = run("DIN", "ml-100k", options={**RANKING, "epochs": 1,
                                              "show_progress": False, "state": "WARNING", "checkpoint_dir": str(tmp_path)})
-    assert set(summary["test"]) == {"auc", "logloss", "gauc"} and 0.5 < summary["test"]["auc"] <= 1
+    assert set(summary["test"]) == {"auc", "logloss", "gauc", "heldout_auc"} and 0.5 < summary["test"]["auc"] <= 1
+
+
+def test_dins_sampled_negatives_are_added_to_the_real_labels_not_written_over_them():
+    """RecBole labels every observed row 1 once negatives are sampled, and its sequential sampler
+    may draw an item the user had: under objective: ranking DIN keeps its dislikes and its negatives
+    are items the user never had, as the plugin's rankers train."""
+    from recbole_lsrm.data import create_dataset, prepare_dataloaders
+
+    model_class = get_model_class("DIN")
+    config = LSRMConfig(model_class, "ml-100k", None, {**RANKING, "train_batch_size": 512, "state": "WARNING"})
+    assert config["train_neg_sample_args"]["sample_num"] == 1
+    train, _, _ = prepare_dataloaders(config, create_dataset(config, model_class), model_class)
+    rows, everything = train.dataset.inter_feat, train.dataset.raw_inter_feat
+    label_of = dict(zip(zip(rows["user_id"].tolist(), rows["item_id"].tolist()), rows["label"].tolist()))
+    had = set(zip(everything["user_id"].tolist(), everything["item_id"].tolist()))
+    batch = next(iter(train))
+    observed, sampled = batch[: len(batch) // 2], batch[len(batch) // 2:]
+    labels = observed["label"].tolist()
+    assert labels == [label_of[key] for key in zip(observed["user_id"].tolist(), observed["item_id"].tolist())]
+    assert 0 < sum(labels) < len(labels)  # liked and not liked, as the data says
+    assert sampled["label"].sum() == 0 and not set(zip(sampled["user_id"].tolist(), sampled["item_id"].tolist())) & had
+    assert sampled["user_id"].tolist() == observed["user_id"].tolist()  # one negative beside each row
+
+
+def test_din_refuses_a_negative_ratio_it_cannot_draw():
+    with pytest.raises(ConfigError, match="DIN samples a whole number of negatives per interaction: neg_ratio: 0.5"):
+        LSRMConfig(get_model_class("DIN"), "ml-100k", None, {**RANKING, "neg_ratio": 0.5})
 
 
 def test_a_ranking_checkpoint_is_not_resumed_as_retrieval(tmp_path):

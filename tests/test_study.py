@@ -370,24 +370,28 @@ def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_
                      "N": 1000 * (depth or 1), "epochs": 10, "epochs_run": 10 if depth == 8 else 6,
                      "train_time_s": 60.0, "test_ce_loss": None, "test_auc": auc, "test_auc_lo": auc - 0.005,
                      "test_auc_hi": auc + 0.005, "test_logloss": 1 - auc, "test_logloss_lo": 0.99 - auc,
-                     "test_logloss_hi": 1.01 - auc, "test_gauc": auc - 0.1, **extra})
+                     "test_logloss_hi": 1.01 - auc, "test_gauc": auc - 0.1, "test_heldout_auc": auc - 0.05, **extra})
 
     for depth, auc in ((2, 0.80), (4, 0.82), (8, 0.84)):
         row("hstu-depth", "depth", "HSTU", depth, auc)
     for depth, auc in ((2, 0.81), (4, 0.811), (8, 0.79)):
         row("llama-depth", "depth", "Llama", depth, auc)
     row("din", "compare", "DIN", None, 0.75)
+    row("din-labels-only", "compare", "DIN", None, 0.70, epochs_run=10)
     row("hstu-neg-0.5", "compare", "HSTU", 2, 0.78, baseline="hstu-depth")
     path = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = write_study_report(path, tmp_path, title="ranking").markdown.read_text()
     assert "## Rankers scaled by depth" in text and "best ML-1M AUC .7947" in text
     assert "bootstrap intervals over test users (200 resamples)" in text
-    assert "| ranker | blocks | N | epochs | AUC [95%] | LogLoss [95%] | GAUC [95%] | train min |" in text
-    assert "| DIN | - | - | 6 | 0.7500 [0.7450, 0.7550] | 0.2500 [0.2400, 0.2600] | 0.6500 | 1.0 |" in text
+    assert ("| ranker | blocks | N | epochs | AUC [95%] | LogLoss [95%] | GAUC [95%] | held-out AUC [95%] | train min |"
+            in text)
+    assert "| DIN (din) | - | - | 6 | 0.7500 [0.7450, 0.7550] | 0.2500 [0.2400, 0.2600] | 0.6500 | 0.7000 | 1.0 |" in text
+    assert "| DIN (din-labels-only) | - | - | 10 | 0.7000 [0.6950, 0.7050] |" in text  # two DINs, told apart
     assert "- HSTU: 2 -> 4 better, 4 -> 8 better; still improving at 8 blocks; best AUC 0.8400 at 8 blocks." in text
     assert "- Llama: 2 -> 4 level, 4 -> 8 worse; no step is better; best AUC 0.8110 at 4 blocks." in text
-    assert "Stopped by the epoch cap, not by the validation AUC (still improving): HSTU 8, Llama 8." in text
+    assert ("Stopped by the epoch cap, not by the validation AUC (still improving): HSTU 8, Llama 8, "
+            "DIN (din-labels-only).") in text
     assert "![AUC and LogLoss against depth](depth.png)" in text and (tmp_path / "depth.png").is_file()
     assert ("- hstu-neg-0.5 against hstu-depth (HSTU, 2 blocks): AUC 0.7800 vs 0.8000 "
             "(-0.0200, lower beyond the intervals)") in text

@@ -260,6 +260,30 @@ def test_results_rows_name_how_each_model_counts_n(tmp_path, model, n_layers, d_
     assert row["N_source"] == formula and row["N"] == per_layer * n_layers * d_model**2
 
 
+def test_a_ranker_tested_before_a_figure_existed_gets_it_from_its_scored_candidates(tmp_path):
+    """A finished ranker whose summary lacks a figure (held-out AUC, added later) gets it, with its
+    interval, from the candidates the run kept; the figures it has are left as they were."""
+    import numpy as np
+
+    from recbole_lsrm.evaluation.candidates import candidate_intervals, heldout_auc, save_candidates
+    from recbole_lsrm.sweep.results import result_row
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 2)
+    labels = np.where(np.arange(80) % 2 == 0, rng.integers(0, 2, 80), 0).astype(float)
+    scored = {"groups": groups, "labels": labels, "scores": rng.normal(size=80) + labels}
+    save_candidates(scored, tmp_path)
+    summary = {"model": "HSTU", "dataset": "ml-1m", "history": [], "run_dir": str(tmp_path),
+               "test": {"auc": 0.123, "logloss": 0.5, "gauc": 0.6}, "test_intervals": {"auc": [0.1, 0.2]}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    trial = {"key": "x", "size": "nl2", "base_dataset": "ml-1m", "fraction": 1.0, "seed": 0}
+    row = result_row({"trial": trial, "summary": str(path)})
+    assert row["test_auc"] == 0.123 and "test_gauc_lo" not in row
+    assert row["test_heldout_auc"] == pytest.approx(heldout_auc(**scored))
+    assert [row["test_heldout_auc_lo"], row["test_heldout_auc_hi"]] == candidate_intervals(**scored)["heldout_auc"]
+
+
 def test_progress_lines_name_a_rankers_auc_and_a_retrievers_ce(tmp_path):
     """The sweep's one line per epoch and per finished trial: validation and test AUC for a
     ranker (it has no CE), validation CE and test CE / NDCG@10 for a retriever."""

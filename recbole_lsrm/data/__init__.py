@@ -9,9 +9,11 @@ from recbole.utils import ModelType
 from recbole_lsrm.config import PROPERTIES_DIR, uses_windows
 from recbole_lsrm.data.atomic_file import check_atomic_files
 from recbole_lsrm.data.fields import target_list_field
+from recbole_lsrm.data.labelled_loader import LabelledTrainDataLoader
 from recbole_lsrm.data.window_loader import WindowBatches
 from recbole_lsrm.data.windowed_dataset import ValidatedSequentialDataset, WindowedSequentialDataset
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.options import setting
 
 __all__ = [
     "WindowBatches",
@@ -69,7 +71,9 @@ def prepare_dataloaders(config, dataset, model_class: type):
     """Split and wrap in dataloaders (never loads pickled dataloaders from disk).
 
     All-position models train from :class:`WindowBatches` (on the GPU when the windows fit,
-    split between torchrun's processes); RecBole's models from RecBole's loaders, in one process.
+    split between torchrun's processes); RecBole's models from RecBole's loaders, in one process
+    (its rankers under ``objective: ranking`` keep the real labels beside their sampled negatives:
+    :class:`~recbole_lsrm.data.labelled_loader.LabelledTrainDataLoader`).
     """
     group = config["process_group"]
     if uses_windows(model_class) and set(config["eval_args"]["mode"].values()) != {"full"}:
@@ -82,7 +86,9 @@ def prepare_dataloaders(config, dataset, model_class: type):
         test = FullSortEvalDataLoader(config, built[2], None, shuffle=False)
         return train, valid, test
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
-    train = get_dataloader(config, "train")(config, built[0], train_sampler, shuffle=config["shuffle"])
+    train_loader = (LabelledTrainDataLoader if setting(config, "objective") == "ranking"
+                    else get_dataloader(config, "train"))
+    train = train_loader(config, built[0], train_sampler, shuffle=config["shuffle"])
     valid = get_dataloader(config, "valid")(config, built[1], valid_sampler, shuffle=False)
     test = get_dataloader(config, "test")(config, built[2], test_sampler, shuffle=False)
     return train, valid, test

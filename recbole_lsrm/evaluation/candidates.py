@@ -7,7 +7,10 @@ label plus sampled negatives; the scored candidates are three arrays of one leng
 - ``auc``: the area under the ROC curve over all scored pairs (RecBole's AUC);
 - ``logloss``: the mean binary cross-entropy of the scores' sigmoids (RecBole's LogLoss);
 - ``gauc``: the users' own AUCs (their held-out item against their negatives), averaged with each
-  user weighted by their candidates, over the users whose candidates hold both labels.
+  user weighted by their candidates, over the users whose candidates hold both labels;
+- ``heldout_auc``: the AUC over the held-out interactions alone (each user's first candidate, with
+  its real label; no sampled negative): how well the liked are told from the not liked, apart
+  from telling a user's items from items they never had.
 
 None of them is a mean over users, so their 95% intervals resample the users, each with all of
 their candidates, and recompute the figure. Two runs scored on the same candidates (same data,
@@ -70,9 +73,22 @@ def gauc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
     return _weighted(aucs, sizes)
 
 
+def held_out(groups: np.ndarray) -> np.ndarray:
+    """Which candidates are the held-out interactions: the first of each group (a group's
+    candidates are contiguous, the held-out interaction first, then its negatives)."""
+    return np.r_[True, groups[1:] != groups[:-1]] if len(groups) else np.zeros(0, bool)
+
+
+def heldout_auc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """AUC over the held-out interactions alone (their real labels), nan without both labels."""
+    first = held_out(groups)
+    return auc(labels[first], scores[first])
+
+
 METRICS = {"auc": lambda groups, labels, scores: auc(labels, scores),
            "logloss": lambda groups, labels, scores: logloss(labels, scores),
-           "gauc": gauc}
+           "gauc": gauc,
+           "heldout_auc": heldout_auc}
 
 
 def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -100,11 +116,12 @@ def candidate_intervals(groups: np.ndarray, labels: np.ndarray, scores: np.ndarr
     if len(np.unique(groups)) < 2:
         return {}
     _, aucs, sizes = group_aucs(groups, labels, scores)
-    draws: dict[str, list[float]] = {name: [] for name in ("auc", "logloss", "gauc")}
-    for chosen, index, _ in _resamples(groups, n_resamples, seed):
+    draws: dict[str, list[float]] = {name: [] for name in METRICS}
+    for chosen, index, relabelled in _resamples(groups, n_resamples, seed):
         draws["auc"].append(auc(labels[index], scores[index]))
         draws["logloss"].append(logloss(labels[index], scores[index]))
         draws["gauc"].append(_weighted(aucs[chosen], sizes[chosen]))
+        draws["heldout_auc"].append(heldout_auc(relabelled, labels[index], scores[index]))
     tail = 100 * (1 - LEVEL) / 2
     return {name: [float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))] for name, v in draws.items()}
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.scaling.plots import pyplot, save_figure
-from recbole_lsrm.study.cells import NAMES, interval, is_ranking, markdown_table, minutes, value, with_ci
+from recbole_lsrm.study.cells import NAMES, RANKING_FIGURES, interval, is_ranking, markdown_table, minutes, value, with_ci
 from recbole_lsrm.study.paired import paired_text, read_paired
 from recbole_lsrm.study.paired import verdict as paired_verdict
 
@@ -48,6 +48,15 @@ PAPER_RANKING_FINDING = (
 LABELS = {"LSRM": "GPT (LSRM)"}
 def _label(model: str) -> str:
     return LABELS.get(model, model)
+
+
+def reference_labels(references: pd.DataFrame | None) -> list[str]:
+    """Each reference trial's name: its model, with its sweep where several share the model
+    (DIN trained two ways)."""
+    if references is None or references.empty:
+        return []
+    models = [str(m) for m in references["model"]]
+    return [_label(m) + (f" ({s})" if models.count(m) > 1 else "") for m, s in zip(models, references["sweep"])]
 
 
 def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | None]:
@@ -86,7 +95,7 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
                  "Each model as a ranker at one width, BCE on the labels plus sampled negatives at every position "
                  "of a window, the same data, candidates and stopping rule (the validation AUC, at most the "
                  "`epochs` cap).", "", PAPER_RANKING_FINDING, ""]
-        figures = ["auc", "logloss", "gauc"]
+        figures = list(RANKING_FIGURES)
     else:
         lines = ["## Backbones scaled by depth (HSTU scaling study, part 1)", "",
                  "Each backbone at one width, 2 to 16 blocks, the same data, windows, loss (full-softmax CE at "
@@ -101,13 +110,16 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
         for _, r in group.sort_values("n_layers").iterrows():
             table.append([_label(model), str(int(r["n_layers"])), f"{int(r['N']):,}", str(r.get("epochs_run", "-")),
                           *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
-    for _, r in (references if references is not None else pd.DataFrame()).iterrows():
-        table.append([_label(str(r["model"])), "-", "-", str(r.get("epochs_run", "-")),
+    for name, (_, r) in zip(reference_labels(references), (references if references is not None else pd.DataFrame()).iterrows()):
+        table.append([name, "-", "-", str(r.get("epochs_run", "-")),
                       *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
     lines += markdown_table(["ranker" if ranking else "backbone", "blocks", "N", "epochs",
                              *[f"{NAMES[f]} [95%]" for f in figures], "train min"], table)
     capped = [f"{_label(str(model))} {int(r['n_layers'])}" for model, group in rows.groupby("model", sort=False)
               for _, r in group.sort_values("n_layers").iterrows() if str(r.get("epochs_run")) == str(r.get("epochs"))]
+    capped += [name for name, (_, r) in zip(reference_labels(references), (references if references is not None
+                                                                             else pd.DataFrame()).iterrows())
+               if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
         lines += ["", f"Stopped by the epoch cap, not by the validation {'AUC' if ranking else 'CE'} (still "
                       f"improving): {', '.join(capped)}."]
@@ -154,11 +166,12 @@ def plot_depth(rows: pd.DataFrame, path: Path, figures: tuple[str, str] = ("ndcg
                 err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
                                 [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(str(model)))
-            for _, r in (references if references is not None else pd.DataFrame()).iterrows():
+            for style, reference, (_, r) in zip(("--", ":", "-."), reference_labels(references),
+                                               (references if references is not None else pd.DataFrame()).iterrows()):
                 level, ci = value(r, name), interval(r, name)
                 if not math.isfinite(level):
                     continue
-                line = ax.axhline(level, linestyle="--", linewidth=1, color="grey", label=_label(str(r["model"])))
+                line = ax.axhline(level, linestyle=style, linewidth=1, color="grey", label=reference)
                 if ci:
                     ax.axhspan(ci[0], ci[1], color=line.get_color(), alpha=0.12)
             ax.set_xscale("log", base=2)

@@ -16,7 +16,8 @@ from recbole_lsrm.tables import format_table
 
 # Each test figure's name in the reports' tables (the table's column is test_<key>).
 NAMES = {"celoss": "test CE", "hit@10": "HR@10", "ndcg@10": "NDCG@10", "hit@50": "HR@50", "ndcg@50": "NDCG@50",
-         "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC"}
+         "auc": "AUC", "logloss": "LogLoss", "gauc": "GAUC", "heldout_auc": "held-out AUC"}
+RANKING_FIGURES = ("auc", "logloss", "gauc", "heldout_auc")  # a ranker's figures, as its table shows them
 
 
 def number(value: Any, digits: int = 4) -> str:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from recbole_lsrm.scaling.plots import pyplot, save_figure
-from recbole_lsrm.study.cells import NAMES, count, interval, is_ranking, markdown_table, number, text, with_ci
-from recbole_lsrm.study.paired import paired_text, read_paired, reference
+from recbole_lsrm.study.cells import NAMES, RANKING_FIGURES, count, interval, is_ranking, markdown_table, number, text, with_ci
+from recbole_lsrm.study.paired import PAIRED_RANKING_METRICS, paired_text, read_paired, reference
 from recbole_lsrm.study.paired import verdict as paired_verdict
 
 DOMAIN_FIGURES = ("hit@10", "ndcg@10", "hit@50", "ndcg@50")
@@ -31,7 +31,7 @@ def compare_section(rows: pd.DataFrame, everything: pd.DataFrame, out: Path, plo
     lines = ["## Settings compared", "",
              "Each sweep one setting (its options are in the study file); the same data, split and stopping rule.", ""]
     ranking = is_ranking(rows)
-    figures = ["auc", "logloss", "gauc"] if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
+    figures = list(RANKING_FIGURES) if ranking else ["celoss", "hit@10", "ndcg@10", "hit@50", "ndcg@50"]
     table = [[str(r["sweep"]), str(r.get("model", "")), count(r.get("n_layers"))] + [with_ci(r, f) for f in figures]
              for _, r in rows.iterrows()]
     lines += markdown_table(["sweep", "model", "blocks"] + [f"{NAMES[f]} [95%]" for f in figures], table)
@@ -41,7 +41,7 @@ def compare_section(rows: pd.DataFrame, everything: pd.DataFrame, out: Path, plo
         path = plot_domains(rows, domains, out / "domains.png")
         plots.append(path)
         lines += ["", f"![NDCG@10 per domain of the held-out item]({path.name})"]
-    lines += against_baselines(rows, ["auc", "logloss"] if ranking else ["ndcg@10", "hit@10"], everything)
+    lines += against_baselines(rows, list(PAIRED_RANKING_METRICS) if ranking else ["ndcg@10", "hit@10"], everything)
     return lines + [""]
 
 

@@ -28,7 +28,7 @@ from recbole_lsrm.evaluation.candidates import load_candidates, paired_candidate
 from recbole_lsrm.evaluation.intervals import load_per_user, paired_difference
 
 PAIRED_METRICS = ("ndcg@10", "hit@10")
-PAIRED_RANKING_METRICS = ("auc", "logloss")
+PAIRED_RANKING_METRICS = ("auc", "logloss", "heldout_auc")
 _SAME_SIZE = ("model", "n_layers", "fraction", "seed")
 
 

@@ -252,8 +252,9 @@ def _protocol(table: pd.DataFrame) -> str:
     if is_ranking(table):
         return ("leave-one-out by time (each user's last interaction is the test, the one before it validation), "
                 "the held-out interaction with its real label plus sampled negatives the user never had (at the "
-                "trial's eval_neg_ratio, its neg_ratio unless set, drawn with the run's seed); AUC and LogLoss over all scored pairs, GAUC over "
-                "users with both labels.")
+                "trial's eval_neg_ratio, its neg_ratio unless set, drawn with the run's seed); AUC and LogLoss over "
+                "all scored pairs, GAUC over users with both labels, held-out AUC over the held-out interactions "
+                "alone (liked against not liked, no sampled negative).")
     return (f"leave-one-out by time ({_held_out(table)}), full ranking over all items; CE is the held-out "
             "item's cross-entropy over all items.")
 

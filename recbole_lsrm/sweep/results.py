@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.evaluation.candidates import METRICS as CANDIDATE_METRICS
+from recbole_lsrm.evaluation.candidates import candidate_intervals, load_candidates, ranking_metrics
 from recbole_lsrm.io import atomic_write, make_dir, read_json, write_json, write_text
 from recbole_lsrm.tasks.compare import key_figures, key_intervals
 
@@ -232,6 +234,7 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
     row.update(_task_columns(summary.get("tasks_file")))
     for name, (lo, hi) in (summary.get("test_intervals") or {}).items():
         row[f"test_{name}_lo"], row[f"test_{name}_hi"] = lo, hi
+    row.update(_candidate_columns(summary))
     for name, value in (summary.get("best_valid") or {}).items():
         row[f"valid_{name}"] = value
     for domain, figures in (summary.get("test_by_domain") or {}).items():  # every test figure per target domain
@@ -242,6 +245,25 @@ def result_row(record: dict[str, Any]) -> dict[str, Any]:
                 lo, hi = (figures.get("ci95") or {}).get(name, (None, None))
                 row[f"domain {domain}: {name}_lo"], row[f"domain {domain}: {name}_hi"] = lo, hi
     return row
+
+
+def _candidate_columns(summary: dict[str, Any]) -> dict[str, float]:
+    """A ranker tested before one of its figures existed: that figure and its interval, recomputed
+    from the run's scored candidates (``test_candidates.npz``), where the run folder has them."""
+    test = summary.get("test") or {}
+    missing = [name for name in CANDIDATE_METRICS if name not in test]
+    if "auc" not in test or not missing or not summary.get("run_dir"):
+        return {}
+    scored = load_candidates(Path(summary["run_dir"]))
+    if scored is None:
+        return {}
+    figures, intervals = ranking_metrics(**scored), candidate_intervals(**scored)
+    columns: dict[str, float] = {}
+    for name in missing:
+        columns[f"test_{name}"] = figures[name]
+        if name in intervals:
+            columns[f"test_{name}_lo"], columns[f"test_{name}_hi"] = intervals[name]
+    return columns
 
 
 def _task_columns(tasks_file: str | None) -> dict[str, float]:
