@@ -266,7 +266,7 @@ def test_the_compare_section_lists_every_setting_and_each_domain(tmp_path):
     beauty = text[text.index("held-out item is in Beauty"):text.index("held-out item is in Sports")]
     assert "| hstu-beauty | HSTU | 900 | - | 0.0600 [0.0400, 0.0800] | 0.2400 [0.1800, 0.3000] | - |" in beauty
     assert "hstu-sports" not in beauty
-    assert "| hstu-sports | HSTU | 1200 | - | 0.0300 | - | - |" in text
+    assert "| hstu-sports | HSTU | 1,200 | - | 0.0300 | - | - |" in text
     assert "![NDCG@10 per domain of the held-out item](domains.png)" in text and (tmp_path / "domains.png").is_file()
 
 

@@ -35,10 +35,10 @@ def as_int(value: Any) -> int | None:
         return None
 
 
-def count(value: Any) -> str:
-    """A whole number, or ``-``."""
+def count(value: Any, grouped: bool = False) -> str:
+    """A whole number (``grouped``: with thousands separators, 21,535), or ``-``."""
     number_ = as_int(value)
-    return "-" if number_ is None else str(number_)
+    return "-" if number_ is None else f"{number_:,}" if grouped else str(number_)
 
 
 def text(value: Any) -> str:

@@ -76,7 +76,7 @@ def _domain_tables(rows: pd.DataFrame, domains: list[str]) -> list[str]:
             for name in DOMAIN_FIGURES:
                 figure, ci = _domain_figure(r, domain, name)
                 cells.append(number(figure) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
-            table.append([str(r["sweep"]), str(r.get("model", "")), count(r.get(f"domain {domain}: users")), *cells])
+            table.append([str(r["sweep"]), str(r.get("model", "")), count(r.get(f"domain {domain}: users"), grouped=True), *cells])
         lines += ["", f"Test users whose held-out item is in {domain}:", ""]
         lines += markdown_table(["sweep", "model", "users", *[f"{NAMES[f]} [95%]" for f in DOMAIN_FIGURES]], table)
     return lines
