@@ -13,7 +13,8 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.pipeline import run
-from recbole_lsrm.evaluation.candidates import auc, gauc, heldout_auc, load_candidates, logloss, ranking_metrics
+from recbole_lsrm.evaluation.candidates import (auc, gauc, heldout_auc, load_candidates, logloss, ranking_metrics,
+                                                scored_arrays)
 
 from conftest import TINY
 
@@ -30,7 +31,7 @@ def test_a_ranker_trains_and_reports_auc_logloss_and_gauc(model, head, tmp_path)
     lo, hi = summary["test_intervals"]["auc"]
     assert lo <= test["auc"] <= hi
     scored = load_candidates(summary["run_dir"])  # kept for paired differences between runs
-    assert ranking_metrics(**scored) == pytest.approx(test)
+    assert ranking_metrics(*scored_arrays(scored)) == pytest.approx(test)
 
 
 def test_metrics_equal_their_definitions():
@@ -133,6 +134,32 @@ def test_dins_sampled_negatives_are_added_to_the_real_labels_not_written_over_th
     assert 0 < sum(labels) < len(labels)  # liked and not liked, as the data says
     assert sampled["label"].sum() == 0 and not set(zip(sampled["user_id"].tolist(), sampled["item_id"].tolist())) & had
     assert sampled["user_id"].tolist() == observed["user_id"].tolist()  # one negative beside each row
+
+
+def test_din_and_the_plugins_rankers_score_the_same_candidates_whatever_their_loaders_order():
+    """DIN's test rows come in RecBole's order, HSTU's by user, in other batch sizes: the held-out
+    interactions and the negatives drawn for each user are the same, kept in one layout."""
+    from recbole_lsrm.data import create_dataset, prepare_dataloaders
+    from recbole_lsrm.evaluation.candidates import same_candidates
+    from recbole_lsrm.trainer.ranking import RankingEvaluation
+
+    class ItemScores(torch.nn.Module):  # the scores tell which item and user were scored
+        def score_candidates(self, interaction, candidates):
+            return candidates.float() + 1e-4 * interaction["user_id"][:, None].float()
+
+    scored, orders = {}, {}
+    for model, batch in (("DIN", 4096), ("HSTU", 100)):
+        model_class = get_model_class(model)
+        config = LSRMConfig(model_class, "ml-100k", None, {**RANKING, "eval_batch_size": batch, "state": "WARNING"})
+        _, _, test = prepare_dataloaders(config, create_dataset(config, model_class), model_class)
+        orders[model] = test._dataset.inter_feat["user_id"][:5].tolist()
+        evaluation = RankingEvaluation(ItemScores(), config, "cpu")
+        evaluation.evaluate(test)
+        scored[model] = evaluation.last_candidates
+    assert orders["DIN"] != orders["HSTU"]  # the loaders' own orders differ
+    assert same_candidates(scored["DIN"], scored["HSTU"])
+    assert np.array_equal(scored["DIN"]["scores"], scored["HSTU"]["scores"])
+    assert (scored["DIN"]["items"] == scored["DIN"]["scores"].astype(int)).all()
 
 
 def test_din_refuses_a_negative_ratio_it_cannot_draw():

@@ -376,7 +376,7 @@ def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_
         row("hstu-depth", "depth", "HSTU", depth, auc)
     for depth, auc in ((2, 0.81), (4, 0.811), (8, 0.79)):
         row("llama-depth", "depth", "Llama", depth, auc)
-    row("din", "compare", "DIN", None, 0.75)
+    row("din", "compare", "DIN", None, 0.75, baseline="hstu-depth/nl2")
     row("din-labels-only", "compare", "DIN", None, 0.70, epochs_run=10)
     row("hstu-neg-0.5", "compare", "HSTU", 2, 0.78, baseline="hstu-depth")
     path = tmp_path / "results.csv"
@@ -393,6 +393,7 @@ def test_rankers_by_depth_report_auc_with_din_beside_and_compare_sweeps_against_
     assert ("Stopped by the epoch cap, not by the validation AUC (still improving): HSTU 8, Llama 8, "
             "DIN (din-labels-only).") in text
     assert "![AUC and LogLoss against depth](depth.png)" in text and (tmp_path / "depth.png").is_file()
+    assert "- din against hstu-depth/nl2 (DIN): AUC 0.7500 vs 0.8000 (-0.0500, lower beyond the intervals)" in text
     assert ("- hstu-neg-0.5 against hstu-depth (HSTU, 2 blocks): AUC 0.7800 vs 0.8000 "
             "(-0.0200, lower beyond the intervals)") in text
 

@@ -30,7 +30,12 @@ from recbole_lsrm.io import atomic_write
 RESAMPLES = 200
 LEVEL = 0.95
 CANDIDATES_FILE = "test_candidates.npz"
-FIELDS = ("groups", "labels", "scores")
+FIELDS = ("groups", "labels", "scores")  # and, since runs keep them, the candidates' ``items``
+
+
+def scored_arrays(scored: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(groups, labels, scores) of a run's scored candidates, as the figures take them."""
+    return scored["groups"], scored["labels"], scored["scores"]
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -127,9 +132,11 @@ def candidate_intervals(groups: np.ndarray, labels: np.ndarray, scores: np.ndarr
 
 
 def same_candidates(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    """Whether two runs scored the same candidates (the same users, labels and number of each)."""
-    return (a["groups"].shape == b["groups"].shape and np.array_equal(a["groups"], b["groups"])
+    """Whether two runs scored the same candidates: the same users, labels and number of each, and
+    the same items where both runs kept them."""
+    same = (a["groups"].shape == b["groups"].shape and np.array_equal(a["groups"], b["groups"])
             and np.array_equal(a["labels"], b["labels"]))
+    return same and ("items" not in a or "items" not in b or np.array_equal(a["items"], b["items"]))
 
 
 def paired_candidate_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], metric: str,
@@ -157,8 +164,9 @@ def save_candidates(scored: dict[str, np.ndarray], run_dir: Path) -> Path:
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
+            items = {"items": scored["items"].astype(np.int64)} if "items" in scored else {}
             np.savez_compressed(f, groups=scored["groups"].astype(np.int64), labels=scored["labels"].astype(np.float32),
-                                scores=scored["scores"].astype(np.float32))
+                                scores=scored["scores"].astype(np.float32), **items)
 
     atomic_write(path, write)
     return path
@@ -169,7 +177,7 @@ def load_candidates(run_dir: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
-        if set(data.files) != set(FIELDS):
+        if not set(FIELDS) <= set(data.files):
             return None
         return {"groups": data["groups"], "labels": data["labels"].astype(np.float64),
-                "scores": data["scores"].astype(np.float64)}
+                "scores": data["scores"].astype(np.float64), **({"items": data["items"]} if "items" in data.files else {})}

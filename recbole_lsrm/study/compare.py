@@ -122,7 +122,8 @@ def against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.Dat
         baseline = text(row.get("baseline"))
         if not baseline:
             continue
-        size = f"{row.get('model', '')}, {count(row.get('n_layers'))} blocks"
+        blocks = count(row.get("n_layers"))
+        size = f"{row.get('model', '')}" + (f", {blocks} blocks" if blocks != "-" else "")
         base = reference(row, candidates)  # the baseline's trial of the same size
         if base is None:
             lines.append(f"- {row['sweep']} ({size}): no trial of {baseline} at that size yet.")
@@ -132,7 +133,7 @@ def against_baselines(rows: pd.DataFrame, figures: list[str], everything: pd.Dat
             value, other = number(row.get(f"test_{name}")), number(base.get(f"test_{name}"))
             if "-" in (value, other):
                 continue
-            diff = read_paired(row, name) if text(row.get("paired_ref")) == f"{baseline}/{base['key']}" else None
+            diff = read_paired(row, name) if text(row.get("paired_ref")) == f"{base['sweep']}/{base['key']}" else None
             if diff is not None:
                 parts.append(f"{NAMES.get(name, name)} {value} vs {other} ({paired_text(diff)} paired, {paired_verdict(diff)})")
                 continue

@@ -51,9 +51,14 @@ def reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         baseline = None
     if baseline:
         # its trial of the same model and size; a baseline of one trial (a reference such as
-        # RecentItems, or another model at one size) is every trial's reference
+        # RecentItems, or another model at one size) is every trial's reference; "sweep/size"
+        # names the trial (DIN, without a depth, against HSTU's 2 blocks)
+        baseline, _, size = str(baseline).partition("/")
         candidates = [r for r in rows if r.get("sweep") == baseline and _same(r, row, ("fraction", "seed"))]
-        found = [r for r in candidates if _same(r, row, _SAME_SIZE)] or (candidates if len(candidates) == 1 else [])
+        if size:
+            found = [r for r in candidates if str(r.get("size")) == size]
+        else:
+            found = [r for r in candidates if _same(r, row, _SAME_SIZE)] or (candidates if len(candidates) == 1 else [])
     elif section == "depth":
         below = [r for r in rows if r.get("sweep") == row.get("sweep") and _same(r, row, ("fraction", "seed"))
                  and _depth(r) < _depth(row)]

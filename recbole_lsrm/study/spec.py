@@ -20,6 +20,7 @@ A study is a YAML file in the repository (``studies/ml-1m.yaml``)::
         section: compare
         depths: [2, 8]
         baseline: ids                # each trial against sweep ids' trial of the same model and depth
+                                     # (ids/nl2: against that one trial of ids, as DIN against HSTU)
         paper: Side information is slightly worse in most cases.   # the paper's finding, in the report
         options: {feature_fusion: mean, item_features: [genre]}
 
@@ -207,7 +208,7 @@ def load_study(path: str | Path) -> StudySpec:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two sweeps share a name ({', '.join(names)})")
     for sweep in sweeps:
-        if sweep.baseline is not None and sweep.baseline not in names:
+        if sweep.baseline is not None and sweep.baseline.partition("/")[0] not in names:
             raise ConfigError(f"{path}, sweep {sweep.name!r}: baseline {sweep.baseline!r} is not a sweep of this study")
     return StudySpec(
         path=path, name=str(raw["name"]), model=str(raw.get("model", "LSRM")), dataset=str(raw["dataset"]),

@@ -25,7 +25,7 @@ from typing import Any
 
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.evaluation.candidates import METRICS as CANDIDATE_METRICS
-from recbole_lsrm.evaluation.candidates import candidate_intervals, load_candidates, ranking_metrics
+from recbole_lsrm.evaluation.candidates import candidate_intervals, load_candidates, ranking_metrics, scored_arrays
 from recbole_lsrm.io import atomic_write, make_dir, read_json, write_json, write_text
 from recbole_lsrm.tasks.compare import key_figures, key_intervals
 
@@ -257,7 +257,7 @@ def _candidate_columns(summary: dict[str, Any]) -> dict[str, float]:
     scored = load_candidates(Path(summary["run_dir"]))
     if scored is None:
         return {}
-    figures, intervals = ranking_metrics(**scored), candidate_intervals(**scored)
+    figures, intervals = ranking_metrics(*scored_arrays(scored)), candidate_intervals(*scored_arrays(scored))
     columns: dict[str, float] = {}
     for name in missing:
         columns[f"test_{name}"] = figures[name]

@@ -3,7 +3,10 @@ label, plus sampled negatives (label 0) at the run's ``eval_neg_ratio`` (its ``n
 set), scored by the model; AUC, LogLoss and GAUC over the scored candidates with 95% intervals
 over the users (:mod:`recbole_lsrm.evaluation.candidates`).
 
-The negatives are drawn with the run's seed, so every evaluation scores the same candidates.
+The negatives are drawn with the run's seed, once, over the evaluation's users sorted by id, so
+every evaluation and every model (whatever its loader's row order and batch size: DIN's and the
+plugin's differ) scores the same candidates; they are kept in that order (``groups``: each
+user's place among them, ``items``: the candidates' items).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics
+from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics, scored_arrays
 from recbole_lsrm.model.ranking import negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.options import setting
 
@@ -28,57 +31,76 @@ class RankingEvaluation:
             config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["LABEL_FIELD"])
         self.device = torch.device(device)
         self.last_per_user = None
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last: dict[str, np.ndarray] | None = None
+        self._draws: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     @property
     def last_intervals(self) -> dict[str, list[float]]:
         """The last evaluation's 95% intervals (computed when asked: the test's, not every validation's)."""
-        return candidate_intervals(*self._last) if self._last is not None else {}
+        return candidate_intervals(*scored_arrays(self._last)) if self._last is not None else {}
 
     @property
     def last_candidates(self) -> dict[str, np.ndarray] | None:
-        """The last evaluation's scored candidates: ``groups`` (one per test row), ``labels``, ``scores``."""
-        return dict(zip(("groups", "labels", "scores"), self._last)) if self._last is not None else None
+        """The last evaluation's scored candidates: ``groups`` (each user's place among the users
+        sorted), ``labels``, ``scores`` and ``items``."""
+        return dict(self._last) if self._last is not None else None
+
+    def _negatives(self, eval_data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The evaluation's sampled negatives, drawn once per evaluation set over its users sorted
+        by id, so every model's loader (whatever its row order and batch size) scores the same
+        candidates: (each row's place among the users sorted, each place's number of negatives,
+        the (places, width) negatives)."""
+        dataset = eval_data._dataset
+        key = id(dataset)
+        if key not in self._draws:
+            n_items = dataset.item_num
+            if self._keys is None:  # who had what: every interaction of the data
+                history = getattr(dataset, "raw_inter_feat", None)
+                history = history if history is not None else dataset.inter_feat
+                self._keys = user_item_keys(history[self.user_field], history[self.item_field], n_items)
+            users = dataset.inter_feat[self.user_field].cpu()
+            order = torch.sort(users, stable=True).indices
+            place = torch.empty_like(order)
+            place[order] = torch.arange(len(order))
+            generator = torch.Generator().manual_seed(self.seed)
+            counts = negative_counts(len(order), self.neg_ratio, generator)
+            negatives = torch.zeros((len(order), int(counts.max()) if len(counts) else 0), dtype=torch.long)
+            if negatives.size(1):
+                rows = torch.repeat_interleave(torch.arange(len(order)), counts)
+                slot = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+                negatives[rows, slot] = sample_negatives(users[order][rows], n_items, self._keys, generator)
+            self._draws[key] = (place, counts, negatives)
+        return self._draws[key]
 
     @torch.no_grad()
     def evaluate(self, eval_data, show_progress: bool = False) -> dict[str, float]:
         model = self.model
         model.eval()
-        generator = torch.Generator().manual_seed(self.seed)
-        dataset = eval_data._dataset
-        n_items = dataset.item_num
-        if self._keys is None:  # who had what: every interaction of the data
-            history = getattr(dataset, "raw_inter_feat", None)
-            history = history if history is not None else dataset.inter_feat
-            self._keys = user_item_keys(history[self.user_field], history[self.item_field], n_items)
-        groups, labels, scores = [], [], []
+        place, all_counts, all_negatives = self._negatives(eval_data)
+        groups, labels, scores, kept = [], [], [], []
         row = 0
         for batch in eval_data:
             interaction = batch[0].to(self.device)
             items = interaction[self.item_field]
-            users = interaction[self.user_field]
-            counts = negative_counts(len(items), self.neg_ratio, generator)
+            where = place[row:row + len(items)]  # the rows' places among the users sorted
+            counts, negatives = all_counts[where], all_negatives[where]
             width = int(counts.max()) if len(counts) else 0
-            candidates = torch.zeros((len(items), 1 + width), dtype=torch.long)
-            candidates[:, 0] = items.cpu()
-            if width:
-                rows = torch.repeat_interleave(torch.arange(len(items)), counts)
-                negatives = sample_negatives(users.cpu()[rows], n_items, self._keys, generator)
-                slot = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-                candidates[rows, 1 + slot] = negatives
+            candidates = torch.cat([items.cpu()[:, None], negatives[:, :width]], dim=1)
             logits = self._scores(interaction, candidates.to(self.device)).float().cpu()
             present = torch.ones_like(candidates, dtype=torch.bool)
             present[:, 1:] = torch.arange(width)[None, :] < counts[:, None]
             target = torch.zeros_like(logits)
             target[:, 0] = interaction[self.label_field].float().cpu()
-            group = (row + torch.arange(len(items)))[:, None].expand_as(candidates)
+            group = where[:, None].expand_as(candidates)
             groups.append(group[present].numpy())
             labels.append(target[present].numpy())
             scores.append(logits[present].numpy())
+            kept.append(candidates[present].numpy())
             row += len(items)
-        groups, labels, scores = np.concatenate(groups), np.concatenate(labels), np.concatenate(scores)
-        self._last = (groups, labels, scores)
-        return ranking_metrics(groups, labels, scores)
+        order = np.argsort(np.concatenate(groups), kind="stable")  # by user: one layout from every loader
+        self._last = {name: np.concatenate(parts)[order] for name, parts in
+                      (("groups", groups), ("labels", labels), ("scores", scores), ("items", kept))}
+        return ranking_metrics(*scored_arrays(self._last))
 
     def _scores(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
         """(B, C) logits: the plugin's models score all candidates at once; RecBole's pointwise
