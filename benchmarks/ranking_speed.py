@@ -60,7 +60,8 @@ def main() -> int:
         return 0
     results = {}
     with unpacked_ml1m(source, "ranking-speed-") as (work, data_path):
-        print(f"ML-1M ranking (rating >= 4 is a like), max length 50, {args.epochs} epoch(s) each\n", flush=True)
+        print(f"ML-1M ranking (rating >= 4 is a like; one sampled negative per interaction), max length 50, "
+              f"{args.epochs} epoch(s) each\n", flush=True)
         for model in MODELS:
             out = subprocess.run([sys.executable, __file__, f"--worker={model}", f"--epochs={args.epochs}",
                                   f"--data={data_path}", f"--work={work / model}"], capture_output=True, text=True)
@@ -70,7 +71,8 @@ def main() -> int:
             r = results[model] = json.loads(out.stdout.strip().splitlines()[-1])
             ci = r["intervals"].get("auc", [float("nan")] * 2)
             print(f"{model:5s} rows/epoch {r['train_rows']:>9,}  s/epoch {r['epoch_s']:8.1f}  test AUC {r['test']['auc']:.4f} "
-                  f"[{ci[0]:.4f}, {ci[1]:.4f}]  LogLoss {r['test']['logloss']:.4f}  GAUC {r['test']['gauc']:.4f}", flush=True)
+                  f"[{ci[0]:.4f}, {ci[1]:.4f}]  LogLoss {r['test']['logloss']:.4f}  GAUC {r['test']['gauc']:.4f}  "
+                  f"held-out AUC {r['test']['heldout_auc']:.4f}", flush=True)
     speedup = results["DIN"]["epoch_s"] / results["LSRM"]["epoch_s"]
     better = results["LSRM"]["test"]["auc"] >= results["DIN"]["test"]["auc"]
     print(f"\nspeed-up: {speedup:.1f}x (target: at least 10x); LSRM's AUC {'at or above' if better else 'BELOW'} DIN's")

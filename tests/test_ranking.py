@@ -11,7 +11,8 @@ import torch
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model import get_model_class
-from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.data.negatives import negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.model.ranking import RankingHead
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.evaluation.candidates import (auc, gauc, heldout_auc, load_candidates, logloss, ranking_metrics,
                                                 scored_arrays)

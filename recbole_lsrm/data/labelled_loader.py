@@ -15,7 +15,7 @@ import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
 
-from recbole_lsrm.model.ranking import sample_negatives, user_item_keys
+from recbole_lsrm.data.negatives import sample_negatives, user_item_keys
 
 
 class LabelledTrainDataLoader(TrainDataLoader):

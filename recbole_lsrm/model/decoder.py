@@ -15,11 +15,12 @@ from recbole.utils import InputType
 
 from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD, target_list_field
+from recbole_lsrm.data.negatives import negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.features import feature_fusion
-from recbole_lsrm.model.ranking import RankingHead, negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.model.ranking import RankingHead
 from recbole_lsrm.options import resolve_layer_dropout
 from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
 
