@@ -13,6 +13,7 @@ their ``_lo``/``_hi`` intervals).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,14 @@ def _label(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def reference_labels(references: pd.DataFrame | None) -> list[str]:
-    """Each reference trial's name: its model, with its sweep where several share the model
+def named_references(references: pd.DataFrame | None) -> list[tuple[str, pd.Series]]:
+    """Each reference trial with its name: its model, and its sweep where several share the model
     (DIN trained two ways)."""
     if references is None or references.empty:
         return []
     models = [str(m) for m in references["model"]]
-    return [_label(m) + (f" ({s})" if models.count(m) > 1 else "") for m, s in zip(models, references["sweep"])]
+    return [(_label(m) + (f" ({r['sweep']})" if models.count(m) > 1 else ""), r)
+            for m, (_, r) in zip(models, references.iterrows())]
 
 
 def trend(rows: pd.DataFrame, name: str = "ndcg@10") -> tuple[list[str], int | None]:
@@ -110,16 +112,14 @@ def depth_section(rows: pd.DataFrame, out: Path, plots: list[Path],
         for _, r in group.sort_values("n_layers").iterrows():
             table.append([_label(model), str(int(r["n_layers"])), f"{int(r['N']):,}", str(r.get("epochs_run", "-")),
                           *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
-    for name, (_, r) in zip(reference_labels(references), (references if references is not None else pd.DataFrame()).iterrows()):
+    for name, r in named_references(references):
         table.append([name, "-", "-", str(r.get("epochs_run", "-")),
                       *[with_ci(r, f) for f in figures], minutes(r.get("train_time_s"))])
     lines += markdown_table(["ranker" if ranking else "backbone", "blocks", "N", "epochs",
                              *[f"{NAMES[f]} [95%]" for f in figures], "train min"], table)
     capped = [f"{_label(str(model))} {int(r['n_layers'])}" for model, group in rows.groupby("model", sort=False)
               for _, r in group.sort_values("n_layers").iterrows() if str(r.get("epochs_run")) == str(r.get("epochs"))]
-    capped += [name for name, (_, r) in zip(reference_labels(references), (references if references is not None
-                                                                             else pd.DataFrame()).iterrows())
-               if str(r.get("epochs_run")) == str(r.get("epochs"))]
+    capped += [name for name, r in named_references(references) if str(r.get("epochs_run")) == str(r.get("epochs"))]
     if capped:
         lines += ["", f"Stopped by the epoch cap, not by the validation {'AUC' if ranking else 'CE'} (still "
                       f"improving): {', '.join(capped)}."]
@@ -166,8 +166,7 @@ def plot_depth(rows: pd.DataFrame, path: Path, figures: tuple[str, str] = ("ndcg
                 err = np.array([[v - c[0] if c else 0.0 for v, c in zip(y, cis)],
                                 [c[1] - v if c else 0.0 for v, c in zip(y, cis)]])
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(str(model)))
-            for style, reference, (_, r) in zip(("--", ":", "-."), reference_labels(references),
-                                               (references if references is not None else pd.DataFrame()).iterrows()):
+            for style, (reference, r) in zip(itertools.cycle(("--", ":", "-.")), named_references(references)):
                 level, ci = value(r, name), interval(r, name)
                 if not math.isfinite(level):
                     continue

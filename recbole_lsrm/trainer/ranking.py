@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics, scored_arrays
 from recbole_lsrm.data.negatives import negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics, scored_arrays
 from recbole_lsrm.options import setting
 
 
