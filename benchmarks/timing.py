@@ -20,7 +20,7 @@ def best_time(step, reps: int) -> float:
     return best
 
 
-def matmul_rate(size: int = 2048, reps: int = 5, device: str = "cpu") -> float:
-    """fp32 FLOP/s of a size^3 ``torch.mm`` on ``device`` (best of ``reps``)."""
-    a = torch.randn(size, size, device=device)
+def matmul_rate(size: int = 2048, reps: int = 5, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a size^3 ``torch.mm`` in ``dtype`` (fp32 unless given) on ``device`` (best of ``reps``)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
     return 2 * size**3 / best_time(lambda: a @ a, reps)

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from recbole_lsrm import compat, distributed
+from recbole_lsrm import compat, distributed, precision
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.options import (
     check_config, check_options, fixed_keys, resolve_behaviors, resolve_feature_columns, resolve_objective,
@@ -328,6 +328,8 @@ class LSRMConfig(Config):
         # The plugin splits batches itself; RecBole's DistributedSampler path stays off.
         final["single_spec"] = True
         final["device"] = distributed.device_for(group, bool(final.get("use_gpu", True)))
+        # bf16 or fp32, decided once for this device (recbole_lsrm.precision), with its reason.
+        final["precision"] = precision.resolve(final["bf16"], final["device"])
 
     # --- the plugin's property files --------------------------------------------------
     def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:

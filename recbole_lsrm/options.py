@@ -86,7 +86,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "time_order": TIME_ORDERS, "window_loss": WINDOW_LOSSES, "train_windows": TRAIN_WINDOWS,
     "learner": ADAM_PHASE_LEARNERS, "lr_scheduler": LR_SCHEDULERS, "dropout_schedule": DROPOUT_SCHEDULES,
     "feature_fusion": FEATURE_FUSIONS, "behavior_mode": BEHAVIOR_MODES, "behavior_loss": BEHAVIOR_LOSSES, "objective": OBJECTIVES,
-    "ranking_head": RANKING_HEADS,
+    "ranking_head": RANKING_HEADS, "bf16": ("auto",),
 }
 # Keys whose meaning belongs to one model (RecBole's models read hidden_act too).
 MODEL_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"FMLPRec": {"hidden_act": HIDDEN_ACTIVATIONS}}
@@ -140,9 +140,10 @@ def schema(properties_dir: Path) -> dict[str, tuple[frozenset[str], bool]]:
     return {key: (frozenset(kinds), nullable) for key, (kinds, nullable) in found.items()}
 
 
-def _expected(kinds: frozenset[str], nullable: bool) -> str:
-    words = sorted({_KINDS[k][1] for k in kinds})
-    return " or ".join(words + (["~"] if nullable else []))
+def _expected(kinds: frozenset[str], nullable: bool, names: tuple[str, ...] = ()) -> str:
+    """What a key takes, in words; a string that must be one of ``names`` is said as those names."""
+    words = sorted({_KINDS[k][1] for k in kinds if not (names and k == "str")})
+    return " or ".join(words + [f"one of {', '.join(names)}"] * bool(names) + (["~"] if nullable else []))
 
 
 def check_option(key: str, value: Any, properties_dir: Path) -> None:
@@ -155,7 +156,7 @@ def check_option(key: str, value: Any, properties_dir: Path) -> None:
                 raise ConfigError(f"{key} must be {_expected(kinds, nullable)}, got ~ (no value)")
             return
         if not any(_KINDS[k][0](value) for k in kinds):
-            raise ConfigError(f"{key} must be {_expected(kinds, nullable)}, got {value!r}")
+            raise ConfigError(f"{key} must be {_expected(kinds, nullable, CHOICES.get(key, ()))}, got {value!r}")
     bounds = RANGES.get(key)
     if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         low, high, low_inclusive = bounds
@@ -177,18 +178,22 @@ def setting(config, key: str, default=None):
     return default if value is None else value
 
 
-def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+def check_choice(key: str, value: Any, allowed: tuple[str, ...], also: str = "") -> None:
     given = value.lower() if key in CASE_FREE and isinstance(value, str) else value
     if given not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{key} must be {also}one of {', '.join(allowed)}, got {value!r}")
 
 
 def check_options(values: Mapping[str, Any], properties_dir: Path) -> None:
-    """Check each value's type, range and choice on its own (no rule across keys)."""
+    """Check each value's type, range and choice on its own (no rule across keys).
+
+    A key that takes a name or another type (``bf16``: true, false or auto) is checked
+    against its names only when its value is a string."""
     for key, value in values.items():
         check_option(key, value, properties_dir)
-        if key in CHOICES and value is not None:
-            check_choice(key, value, CHOICES[key])
+        if key in CHOICES and isinstance(value, str):
+            kinds = schema(properties_dir).get(key, (frozenset(),))[0]
+            check_choice(key, value, CHOICES[key], "true, false or " if "bool" in kinds else "")
 
 
 # --- layer-wise adaptive dropout (paper III-B1) -------------------------------------------

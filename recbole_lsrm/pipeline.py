@@ -276,6 +276,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         "eval_mask_history": bool(config["eval_mask_history"]),
         "seed": config["seed"],
         "device": str(config["device"]),
+        "precision": trainer.precision.describe(),  # bf16 or fp32 (this session's; each epoch's in history)
         "processes": group.world_size,
         "run_dir": str(run_dir),
         "checkpoint": str(trainer.checkpoint_file),

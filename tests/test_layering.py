@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("recbole_lsrm.model",)),
     ("data", ("recbole_lsrm.data", "recbole_lsrm.prepare")),
     ("config, options", ("recbole_lsrm.config", "recbole_lsrm.options", "recbole_lsrm.compat",
-                         "recbole_lsrm.distributed", "recbole_lsrm.logging_setup", "recbole_lsrm.cpu_allocator")),
+                         "recbole_lsrm.distributed", "recbole_lsrm.precision", "recbole_lsrm.logging_setup",
+                         "recbole_lsrm.cpu_allocator")),
     ("io, errors", ("recbole_lsrm.io", "recbole_lsrm.errors", "recbole_lsrm.commands", "recbole_lsrm.tables")),
 ]
 # Imports inside functions are kept only where they save real start-up time (Ray, matplotlib,

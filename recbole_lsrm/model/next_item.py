@@ -17,7 +17,8 @@ positions against n items makes a (P, n) matrix: at batch 256, length 50 and 240
   gradients it keeps for backward (the item table's gradient exists anyway). ``C`` defaults to
   ``2**29 / n_items`` (2 GiB: one batch of 256 x 50 positions over ML-20M's items fits one chunk).
   On a CPU it defaults to ``2**21 / n_items`` rows (8 MB: the chunk's softmax and its two
-  gradient products find it in cache), at least 512 (the item table's gradient product has an
+  gradient products find it in cache; ``2**22 / n_items`` under bf16, whose products run in
+  bf16 against an fp32 softmax), at least 512 (the item table's gradient product has an
   inner size of ``C``, and runs slowly below that), and never more than the GPU's.
 - :func:`sampled_softmax_ce` (training, the ``sampled_softmax: N`` option): the target against
   N items drawn uniformly, either one draw shared by the batch, (P, N + 1) scores from an (N, d)
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 LOGITS_PER_CHUNK = 2**29
 # The training loss on a CPU: 8 MB of fp32 scores a chunk, in at least this many rows.
 CPU_LOGITS_PER_CHUNK = 2**21
+CPU_BF16_LOGITS_PER_CHUNK = 2**22  # under bf16: 8 MB of bf16 scores and 16 MB of their fp32 softmax
 CPU_MIN_ROWS = 512
 
 
@@ -56,16 +58,24 @@ def default_chunk(n_columns: int, chunk: int | None) -> int:
     return chunk if chunk else max(1, LOGITS_PER_CHUNK // max(n_columns, 1))
 
 
-def loss_chunk(n_items: int, chunk: int | None, device: torch.device) -> int:
+def bf16_autocast(device: torch.device) -> bool:
+    """Whether bf16 autocast is on for ``device``'s kind (the trainer's ``bf16`` setting)."""
+    kind = torch.device(device).type
+    return torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16
+
+
+def loss_chunk(n_items: int, chunk: int | None, device: torch.device, low_precision: bool = False) -> int:
     """Positions per chunk of the training loss: the given size, or the default for the device.
 
     On a CPU, the largest chunk that stays in cache (``benchmarks/loss_speed.py`` measures the
-    choice; its figures per CPU are in ``benchmarks/README.md``); elsewhere the memory bound of
-    :func:`default_chunk`.
+    choice; its figures per CPU are in ``benchmarks/README.md``), twice as many scores under bf16
+    (``low_precision``: a bf16 score and its fp32 softmax, fewer chunks to walk); elsewhere the
+    memory bound of :func:`default_chunk`.
     """
     if chunk or device.type != "cpu":
         return default_chunk(n_items, chunk)
-    return min(default_chunk(n_items, None), max(CPU_MIN_ROWS, CPU_LOGITS_PER_CHUNK // max(n_items, 1)))
+    per_chunk = CPU_BF16_LOGITS_PER_CHUNK if low_precision else CPU_LOGITS_PER_CHUNK
+    return min(default_chunk(n_items, None), max(CPU_MIN_ROWS, per_chunk // max(n_items, 1)))
 
 
 def _chunk_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
@@ -123,6 +133,42 @@ def _cpu_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad
     return total, grad_hidden, grad_weight
 
 
+def _cpu_bf16_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad):
+    """The chunk loop on a CPU under bf16: as :func:`_cpu_chunks`, the three products in bf16.
+
+    The hidden states and the item table are cast to bf16 once for all chunks; each chunk's
+    scores are made in a bf16 buffer, turned into an fp32 softmax (loss and gradient in fp32),
+    and the gradient goes back to bf16 for its two products, whose results are added into the
+    fp32 gradients. Four reused (C, n) buffers' worth of bytes: 2 C n (bf16) + 4 C n (fp32) + 2 C n.
+    """
+    low = torch.bfloat16
+    total = torch.zeros((), dtype=torch.float32)
+    hidden_low, weight_low = hidden.to(low), item_weight.to(low)
+    grad_hidden = torch.empty_like(hidden) if with_grad else None
+    grad_weight = torch.zeros_like(item_weight, dtype=torch.float32) if with_grad else None
+    rows_in_chunk = min(chunk, hidden.size(0))
+    scores = hidden_low.new_empty((rows_in_chunk, item_weight.size(0)))  # bf16
+    buffer = hidden.new_empty((rows_in_chunk, item_weight.size(0)), dtype=torch.float32)
+    rows = torch.arange(rows_in_chunk)
+    for start in range(0, hidden.size(0), chunk):
+        h, t, v, r = (x[start : start + chunk] for x in (hidden_low, targets, valid, row_scale))
+        probabilities = buffer[: len(t)]
+        torch.mm(h, weight_low.T, out=scores[: len(t)])
+        probabilities.copy_(scores[: len(t)])
+        probabilities[:, 0] = float("-inf")
+        torch.ops.aten._softmax.out(probabilities, 1, False, out=probabilities)  # fp32, in place
+        log_p = _target_log_probabilities(hidden[start : start + chunk].float(), item_weight.float(), probabilities, t, v)
+        total -= torch.where(v, log_p, 0.0).sum()
+        if not with_grad:
+            continue
+        probabilities[rows[: len(t)], t] -= 1.0
+        grad = scores[: len(t)].copy_(probabilities)  # bf16 gradient, in the scores' buffer
+        scale = r[:, None]  # (C, 1) fp32
+        torch.mul(grad @ weight_low, scale, out=grad_hidden[start : start + chunk])
+        grad_weight += grad.T @ (h * scale).to(low)
+    return total, grad_hidden, grad_weight
+
+
 def _chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad):
     """The chunk loop on a GPU (or in another dtype): as :func:`_cpu_chunks`, a log-softmax per chunk.
 
@@ -168,11 +214,16 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, hidden, item_weight, targets, chunk, with_grad):  # (P, d), (n, d), (P,), int, bool
+    def forward(ctx, hidden, item_weight, targets, chunk, with_grad, low_precision):  # (P, d), (n, d), (P,), int, bool, bool
         valid = targets > 0
         count = valid.sum().clamp(min=1).float()
         row_scale = valid.float() / count  # (P,): 0 for padding
-        if hidden.device.type == "cpu" and hidden.dtype == item_weight.dtype == torch.float32:
+        on_cpu = hidden.device.type == "cpu"
+        if on_cpu and low_precision:
+            with torch.autocast("cpu", enabled=False):  # the dtypes are chosen here, product by product
+                total, grad_hidden, grad_weight = _cpu_bf16_chunks(hidden, item_weight, targets, valid, row_scale,
+                                                                   chunk, with_grad)
+        elif on_cpu and hidden.dtype == item_weight.dtype == torch.float32:
             total, grad_hidden, grad_weight = _cpu_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad)
         else:
             total, grad_hidden, grad_weight = _chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad)
@@ -185,7 +236,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad_output):
         grad_hidden, grad_weight = ctx.saved_tensors
         scale = grad_output.float()
-        return (grad_hidden * scale).to(grad_hidden.dtype), (grad_weight * scale).to(ctx.weight_dtype), None, None, None
+        return (grad_hidden * scale).to(grad_hidden.dtype), (grad_weight * scale).to(ctx.weight_dtype), None, None, None, None
 
 
 def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
@@ -198,8 +249,9 @@ def softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.T
     if hidden.size(0) == 0:
         raise ValueError("no target positions in the batch")
     with_grad = torch.is_grad_enabled() and (hidden.requires_grad or item_weight.requires_grad)
-    chunk = loss_chunk(item_weight.size(0), chunk, hidden.device)
-    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk, with_grad)
+    low_precision = hidden.dtype == torch.bfloat16 or bf16_autocast(hidden.device)
+    chunk = loss_chunk(item_weight.size(0), chunk, hidden.device, low_precision)
+    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk, with_grad, low_precision)
 
 
 def sampled_softmax_ce(

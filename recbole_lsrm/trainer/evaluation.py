@@ -24,6 +24,7 @@ from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.evaluation.intervals import per_user_metrics
 from recbole_lsrm.model.contract import is_plugin_model
 from recbole_lsrm.options import setting
+from recbole_lsrm.precision import Precision
 from recbole_lsrm.model.next_item import rank_items
 
 
@@ -35,16 +36,16 @@ class EvalSettings:
     topk: tuple[int, ...]
     mask_history: bool  # eval_mask_history: the input items are masked out of the ranking (HSTU's protocol)
     item_chunk: int | None  # eval_item_chunk: items scored per chunk (None: chosen from the memory bound)
-    bf16: bool  # bf16 autocast (CUDA only)
+    precision: Precision  # bf16 autocast for the hidden states (the scores and CE stay fp32), or fp32
 
     @classmethod
-    def from_config(cls, config) -> "EvalSettings":
+    def from_config(cls, config, precision: Precision | None = None) -> "EvalSettings":
         return cls(
             item_seq_field=config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"],
             topk=tuple(config["topk"]),
             mask_history=bool(config["eval_mask_history"]),
             item_chunk=setting(config, "eval_item_chunk"),
-            bf16=bool(config["bf16"]) and torch.device(config["device"]).type == "cuda",
+            precision=precision or config["precision"],
         )
 
     @property
@@ -71,7 +72,7 @@ class FullSortEvaluation:
         self.last_per_user: dict | None = None
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
+        return self.settings.precision.autocast()
 
     def score_matrix_batch(self, batched_data, n_items: int):
         """RecBole's way: the (users, n_items) score matrix, for RecBole's models."""

@@ -7,7 +7,8 @@
 - Layer-wise adaptive dropout and its schedule (:class:`~recbole_lsrm.trainer.policies.DropoutSchedule`):
   each epoch starts by setting every layer's rate from ``layer_dropout`` and ``dropout_schedule``.
 - Warm-up + cosine learning rate per step, weight decay on matrices only.
-- bf16 autocast on CUDA; gradient clipping (``clip_grad_norm``) on every device; gradient
+- bf16 autocast where the device multiplies bf16 fast (:mod:`recbole_lsrm.precision`: CUDA, a
+  CPU with AMX or AVX-512 BF16); fp32 weights and optimizer state; gradient clipping (``clip_grad_norm``) on every device; gradient
   accumulation over ``gradient_accumulation_steps`` micro-batches per batch;
   ``compile: True`` compiles the model; no host sync per step (losses add up on the device).
 - Data-parallel under torchrun: the loss goes through DistributedDataParallel, weighted so that
@@ -49,6 +50,7 @@ from recbole_lsrm.data.fields import target_list_field
 from recbole_lsrm.distributed import ProcessGroup
 from recbole_lsrm.errors import CheckpointError, ConfigError, TrainingDiverged
 from recbole_lsrm.evaluation import LSRMCollector
+from recbole_lsrm.model.contract import is_plugin_model
 from recbole_lsrm.trainer import checkpoint
 from recbole_lsrm.trainer.evaluation import EvalSettings, FullSortEvaluation
 from recbole_lsrm.trainer.optim import WarmupCosine
@@ -114,9 +116,12 @@ class LSRMTrainer(Trainer):
         self.test_batch_size = config["eval_batch_size"]
         self.device = config["device"]
         self.gpu_available = self.device.type == "cuda"
-        self.use_bf16 = bool(config["bf16"]) and self.gpu_available
         self.group = config["process_group"] or ProcessGroup()
         self.is_main = self.group.is_main
+        self.precision = config["precision"].for_model(is_plugin_model(model))
+        self.use_bf16 = self.precision.bf16
+        if self.is_main:
+            self.logger.info(set_color("precision", "blue") + f": {self.precision.describe()}")
         self.compile = config["compile"]
         # Each batch in K micro-batches, one optimizer step: the batch, not the memory, is train_batch_size.
         self.accumulation_steps = config["gradient_accumulation_steps"] or 1
@@ -139,7 +144,7 @@ class LSRMTrainer(Trainer):
             self.full_sort = RankingEvaluation(model, config, self.device)
         else:
             self.full_sort = FullSortEvaluation(model, self.eval_collector, self.evaluator,
-                                                EvalSettings.from_config(config), self.group, self.device)
+                                                EvalSettings.from_config(config, self.precision), self.group, self.device)
         self.item_tensor = None
         self.tot_item_num = None
 
@@ -237,7 +242,7 @@ class LSRMTrainer(Trainer):
             for i, micro in enumerate(micro_batches):
                 last = i == len(micro_batches) - 1
                 with contextlib.nullcontext() if last or no_sync is None else no_sync():
-                    with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                    with self.precision.autocast():
                         losses = loss_func(micro)
                     loss = sum(losses) if isinstance(losses, tuple) else losses
                     micro_count = count if len(micro_batches) == 1 else self._positions(micro)
@@ -375,6 +380,7 @@ class LSRMTrainer(Trainer):
             record = {
                 "epoch": epoch,
                 "phase": state.phase,
+                "precision": "bf16" if self.use_bf16 else "fp32",
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "train_loss": train_loss,
                 "train_time_s": elapsed,
