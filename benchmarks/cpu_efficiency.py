@@ -51,7 +51,7 @@ from pathlib import Path
 import torch
 
 from ml1m_data import DEFAULT_DATASETS, ml1m_source, unpacked_ml1m
-from timing import best_time, matmul_rate
+from timing import best_time, cpu_name, matmul_rate
 
 
 def shape_rate(n_layers: int, d: int, positions: int, n_items: int, reps: int = 2,
@@ -250,9 +250,9 @@ def main() -> int:
     register_metrics()
     init_logging("WARNING")
     with unpacked_ml1m(source, "cpu-efficiency-") as (work, data_path):
-        device = "CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+        device = cpu_name() if not torch.cuda.is_available() else torch.cuda.get_device_name()
         models = [m for m in args.models.split(",") if m]
-        print(f"ML-1M, {', '.join(models)}, device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+        print(f"ML-1M, {', '.join(models)}, device {device}, torch {torch.__version__}")
         print(f"{'model':>6} {'scale':>5} {'prec':>4} {'layers':>6} {'d':>4} {'T':>4} {'batch':>5} {'step ms':>8} "
               f"{'tokens/s':>9} {'model GFLOP/s':>13} {'fp32 mm':>8} {'share':>6} {'(range)':>11} {'bf16 mm':>8} "
               f"{'share':>6} {'stolen':>6} {'own shapes':>10} {'share':>6}")

@@ -1,7 +1,7 @@
 """Quality on the published ML-1M protocol: LSRM next to HSTU's and SASRec's published figures.
 
     python benchmarks/ml1m_quality.py [--epochs=50] [--budget=SECONDS] [--datasets=../shared/datasets]
-                                      [--n_layers=2 --d_model=64 --max_len=200]
+                                      [--n_layers=2 --d_model=64 --max_len=200] [--bf16=auto|true|false]
                                       [--window_stride=100 --window_loss=new]
 
 Reads ``ml-1m/ml-1m.inter.xz`` from the shared datasets folder (skips, saying so, when it is
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from ml1m_data import DEFAULT_DATASETS, BudgetStop, ml1m_source, unpacked_ml1m
+from timing import cpu_name
 
 # Published HR@10, NDCG@10, HR@50, NDCG@50 on ML-1M (HSTU repository README, history masked, length 200).
 PUBLISHED = {
@@ -51,6 +52,8 @@ def main() -> int:
     parser.add_argument("--max_len", type=int, default=200)
     parser.add_argument("--window_stride", type=int, default=None, help="items between training windows (default max_len)")
     parser.add_argument("--window_loss", default="all", choices=("all", "new"))
+    parser.add_argument("--bf16", default="auto", choices=("auto", "true", "false"),
+                        help="the bf16 option (auto: bf16 where the GPU or CPU multiplies it in hardware)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     source = ml1m_source(args.datasets)
@@ -69,16 +72,17 @@ def main() -> int:
             "MAX_ITEM_LIST_LENGTH": args.max_len, "window_stride": args.window_stride, "window_loss": args.window_loss,
             "eval_mask_history": True, "epochs": args.epochs, "topk": [10, 50],
             "show_progress": False, "state": "INFO",
+            "bf16": {"auto": "auto", "true": True, "false": False}[args.bf16],
             "data_path": str(data_path), "checkpoint_dir": str(work / "saved"),
         }
         started = time.perf_counter()
         summary = run("LSRM", "ml-1m", options=options, epoch_callback=stop)
         used = time.perf_counter() - started
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
         test, ci = summary["test"], summary.get("test_intervals") or {}
         print(f"\nLSRM {args.n_layers} layers, d={args.d_model}, max length {args.max_len}, window stride "
               f"{args.window_stride or args.max_len}, window_loss {args.window_loss}; N = {summary['non_embedding_params']:,}")
-        print(f"device: {device}; epochs run {summary['epochs_run']} (best {summary['best_epoch']}, switch "
+        print(f"device: {device}, {summary['precision']}; epochs run {summary['epochs_run']} (best {summary['best_epoch']}, switch "
               f"{summary.get('switch_epoch')}); wall time {used / 60:.1f} min; {summary['train_tokens_per_s']:,.0f} positions/s")
         print(f"\n{'ML-1M test, history masked':42} " + " ".join(f"{m:>18}" for m in ("HR@10", "NDCG@10", "HR@50", "NDCG@50")))
         cells = [f"{test[m]:.4f} [{ci[m][0]:.3f},{ci[m][1]:.3f}]" if m in ci else f"{test[m]:.4f}" for m in METRICS]
@@ -89,7 +93,7 @@ def main() -> int:
             ahead = [test[m] >= v for m, v in zip(METRICS[:2], PUBLISHED[name][:2])]
             print(f"beats {name} on HR@10 and NDCG@10: {'yes' if all(ahead) else 'no'}")
         record = {
-            "device": device, "options": {k: v for k, v in options.items() if k not in ("data_path", "checkpoint_dir")},
+            "device": device, "precision": summary["precision"], "options": {k: v for k, v in options.items() if k not in ("data_path", "checkpoint_dir")},
             "wall_s": used, "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
             "test": test, "test_intervals": ci,
             "history": [{k: r.get(k) for k in ("epoch", "train_loss", "valid_score", "phase", "train_time_s")}

@@ -52,6 +52,7 @@ def test_the_default_loss_chunk_stays_in_cache_on_a_cpu_and_within_memory_elsewh
     assert loss_chunk(2_000_000, None, cpu) == 2**29 // 2_000_000 == 268  # ... but never over the 2 GiB bound
     assert loss_chunk(3706, None, gpu) == 2**29 // 3706
     assert loss_chunk(3706, 64, cpu) == loss_chunk(3706, 64, gpu) == 64  # a given size is kept
+    assert loss_chunk(3706, None, cpu, low_precision=True) == 2**22 // 3706 == 1131  # bf16: 8 MB of bf16 scores
     # several default chunks on a CPU: still the plain CE
     hidden, weight = _leaves((1300, 8), (3000, 8))
     targets = torch.randint(0, 3000, (1300,), generator=torch.Generator().manual_seed(3))

@@ -22,7 +22,7 @@ from recbole_lsrm.model.cpu_dropout import Dropout
 from recbole_lsrm.model.features import feature_fusion
 from recbole_lsrm.model.ranking import RankingHead
 from recbole_lsrm.options import resolve_layer_dropout
-from recbole_lsrm.model.next_item import all_position_ce_loss, l2_normalize, tied_item_logits
+from recbole_lsrm.model.next_item import all_position_ce_loss, full_sort_scores, l2_normalize
 
 # Evaluation rows run at once on a CPU, each group trimmed to its longest sequence.
 EVAL_ROWS_PER_GROUP = 512
@@ -285,4 +285,4 @@ class AllPositionDecoder(NextItemModel):
         return (hidden * self.item_table()[interaction[self.ITEM_ID]]).sum(dim=-1)  # (B,)
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        return tied_item_logits(self.full_sort_hidden(interaction), self.item_table()).float()  # (B, n_items)
+        return full_sort_scores(self.full_sort_hidden(interaction), self.item_table())  # (B, n_items) fp32

@@ -31,7 +31,7 @@ from recbole.model.layers import FeedForward
 from recbole.utils import InputType
 
 from recbole_lsrm.model.contract import NextItemModel
-from recbole_lsrm.model.next_item import tied_item_logits
+from recbole_lsrm.model.next_item import full_sort_scores, tied_item_logits
 
 
 class FilterLayer(nn.Module):
@@ -145,4 +145,4 @@ class FMLPRec(NextItemModel):
         return self.item_embedding.weight
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        return tied_item_logits(self._seq_output(interaction), self.item_embedding.weight).float()  # (B, n_items)
+        return full_sort_scores(self._seq_output(interaction), self.item_embedding.weight)  # (B, n_items) fp32

@@ -53,6 +53,13 @@ def tied_item_logits(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.T
     return logits
 
 
+def full_sort_scores(hidden: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
+    """fp32 scores over all items (padding at -inf) for ranking, even under bf16 autocast: the
+    hidden states may come from bf16 blocks, but near-equal items keep their order."""
+    with torch.autocast(hidden.device.type, enabled=False):
+        return tied_item_logits(hidden.float(), item_weight.float())  # (..., n_items)
+
+
 def default_chunk(n_columns: int, chunk: int | None) -> int:
     """Rows per chunk so that a chunk holds about LOGITS_PER_CHUNK scores (or the given size)."""
     return chunk if chunk else max(1, LOGITS_PER_CHUNK // max(n_columns, 1))

@@ -62,6 +62,10 @@ from recbole_lsrm.trainer.state import TrainingState, read_training_checkpoint, 
 
 # A CPU run's epoch time is projected from this many steps of its first epoch.
 ESTIMATE_AFTER_STEPS = 10
+# A mean loss above this many nats has diverged even where it stays finite (bf16 products can keep a
+# blown-up model's scores finite where fp32 overflows): a uniform guess costs log(n_items) nats,
+# under 20 for any catalogue of fewer than 400M items, and BCE's costs 0.69.
+DIVERGED_LOSS = 1e3
 # Called after each epoch with (epoch, record); returning True stops training there.
 EpochCallback = Callable[[int, dict], "bool | None"]
 
@@ -263,7 +267,7 @@ class LSRMTrainer(Trainer):
             self.board.steps(epoch_idx * len(train_data), torch.stack(step_losses).tolist(), step_lrs)
         totals = distributed.all_reduce_sum(torch.stack([loss_sum, positions.float()]))
         mean_loss, n_positions = float(totals[0] / totals[1].clamp(min=1)), int(totals[1])
-        if not math.isfinite(mean_loss):
+        if not math.isfinite(mean_loss) or mean_loss > DIVERGED_LOSS:
             lr_key, lr = self.switch.learning_rate_of(self.state.phase)
             if self.checkpoint_file.is_file():
                 how = (f"the checkpoint of the last finished epoch is kept: resume it with "
