@@ -1,4 +1,9 @@
-"""RecBole-style console logs, and the same lines in the run folder's ``run.log``.
+"""RecBole-style console logs, and every line at INFO and above in the run folder's ``run.log``.
+
+``state`` sets what the console shows, never what ``run.log`` keeps: with ``--state=WARNING``
+the console is quiet but for warnings, errors and the lines logged with :data:`ESSENTIAL` (the
+run folder, the test result, the summary's path), while ``run.log`` stays complete. Colour
+codes reach the console only when it is a terminal (a redirected log is plain text).
 
 Lines logged before the run folder exists (dataset statistics, say) are held in memory and
 written to ``run.log`` once it does, so a run that fails early writes nothing to disk.
@@ -15,6 +20,8 @@ from pathlib import Path
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FORMAT = "%(asctime)s %(levelname)s  %(message)s"
 _DATEFMT = "%d %b %H:%M"
+# ``logger.info(..., extra=ESSENTIAL)``: a line the console shows at every state.
+ESSENTIAL = {"essential": True}
 
 
 class _PlainFormatter(logging.Formatter):
@@ -36,9 +43,11 @@ def init_logging(state: str = "INFO") -> None:
             handler.close()
             root.removeHandler(handler)
     level = getattr(logging, str(state).upper(), logging.INFO)
-    root.setLevel(level)
+    root.setLevel(min(level, logging.INFO))  # run.log keeps INFO lines whatever the console shows
     console = _own(logging.StreamHandler(sys.stdout))
-    console.setFormatter(logging.Formatter(_FORMAT, _DATEFMT))
+    console.addFilter(lambda record: record.levelno >= level or getattr(record, "essential", False))
+    terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+    console.setFormatter(logging.Formatter(_FORMAT, _DATEFMT) if terminal else _PlainFormatter(_FORMAT, _DATEFMT))
     root.addHandler(console)
     root.addHandler(_own(MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1)))
 

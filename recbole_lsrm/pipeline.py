@@ -8,6 +8,7 @@ dataloaders (with the plugin's windowed dataset for LSRM), and the plugin's trai
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import datetime
 from logging import getLogger
@@ -28,7 +29,7 @@ from recbole_lsrm.evaluation import register_metrics
 from recbole_lsrm.evaluation.candidates import save_candidates
 from recbole_lsrm.evaluation.intervals import bootstrap_intervals, metrics_by_group, save_per_user
 from recbole_lsrm.io import make_dir, write_json
-from recbole_lsrm.logging_setup import attach_run_log, init_logging, to_run_log_only
+from recbole_lsrm.logging_setup import ESSENTIAL, attach_run_log, init_logging, to_run_log_only
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.model.contract import parameter_counts
 from recbole_lsrm.options import SPLIT_SETTINGS, parse_tasks, setting
@@ -221,18 +222,21 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         set_color("training rows", "blue") + f": {len(train_data.dataset):,} per epoch, "
         f"{len(train_data)} batches; run folder {run_dir}"
         + (f"; {group.world_size} processes share each batch" if group.world_size > 1 else "")
-        + ("; torchrun with one process" if group.enabled and group.world_size == 1 else "")
+        + ("; torchrun with one process" if group.enabled and group.world_size == 1 else ""),
+        extra=ESSENTIAL,
     )
 
+    # Progress bars redraw their line: only on a terminal, never into a redirected log.
+    progress_bars = bool(config["show_progress"]) and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     try:
         trainer.fit(
-            train_data, valid_data, saved=True, show_progress=config["show_progress"], callback_fn=epoch_callback
+            train_data, valid_data, saved=True, show_progress=progress_bars, callback_fn=epoch_callback
         )
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the last epoch's checkpoint stays valid
         if Path(trainer.checkpoint_file).is_file():
             stop.resume_hint = f"resume with: python run_recbole_lsrm.py --checkpoint={trainer.checkpoint_file}"
         raise
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=progress_bars)
     test_result = {k: float(v) for k, v in (test_result or {}).items()}
     per_user = trainer.last_per_user
     test_intervals = bootstrap_intervals(per_user) if per_user else trainer.last_intervals
@@ -241,7 +245,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         logger.info(set_color(f"test, {domain}", "yellow") + f" ({figures['users']:,} users): "
                     + ", ".join(f"{k} {figures[k]:.4f}" for k in ("hit@10", "ndcg@10", "celoss") if k in figures))
     logger.info(set_color("best valid ", "yellow") + f": {trainer.best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}", extra=ESSENTIAL)
     if test_intervals:
         shown = ", ".join(f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in test_intervals.items()
                           if k.endswith("@10") or k in ("celoss", "auc", "logloss", "gauc", "heldout_auc"))
@@ -296,5 +300,5 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
             save_candidates(trainer.last_candidates, run_dir)
         summary_path = run_dir / "summary.json"
         write_json(summary, summary_path)
-        logger.info(set_color("summary", "green") + f": {summary_path}")
+        logger.info(set_color("summary", "green") + f": {summary_path}", extra=ESSENTIAL)
     return summary

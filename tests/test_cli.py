@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from recbole_lsrm.cli import main, parse_args
 from recbole_lsrm.errors import ConfigError
 
-from conftest import write_inter
+from conftest import TINY, write_inter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,3 +142,29 @@ def test_data_size_subsets_use_their_base_property_file():
 def test_load_col_without_the_time_field(capsys, tmp_path):
     err = _bad_run(capsys, tmp_path / "saved", "--load_col={inter: [user_id, item_id]}")
     assert "leaves out 'timestamp'" in err
+
+
+def _quiet_run(capsys, tiny_dataset, state: str) -> tuple[str, str]:
+    """A tiny run at ``state`` with progress bars asked for; (what the console showed, run.log)."""
+    options = {**TINY, **tiny_dataset, "epochs": 2, "state": state, "show_progress": True}
+    args = ["--dataset=cyclic"] + [f"--{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in options.items()]
+    assert main(args) == 0
+    shown = capsys.readouterr()
+    run_dir = next(Path(tiny_dataset["checkpoint_dir"]).iterdir())
+    return shown.out + shown.err, (run_dir / "run.log").read_text()
+
+
+def test_quiet_mode_keeps_the_essentials_on_the_console_and_a_complete_run_log(capsys, tiny_dataset):
+    console, log = _quiet_run(capsys, tiny_dataset, "WARNING")
+    for essential in ("run folder", "test result", "summary"):
+        assert essential in console, essential
+    assert "epoch 0 training" not in console and "valid result" not in console
+    for line in ("epoch 0 training", "epoch 1 evaluating", "valid result", "precision", "test result", "summary"):
+        assert line in log, line
+
+
+def test_a_redirected_run_prints_no_escape_codes_or_progress_bars(capsys, tiny_dataset):
+    console, log = _quiet_run(capsys, tiny_dataset, "INFO")  # capsys: stdout and stderr are not terminals
+    assert "epoch 0 training" in console and "test result" in console
+    assert "\x1b[" not in console and "\r" not in console
+    assert "\x1b[" not in log
