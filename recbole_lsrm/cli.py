@@ -16,7 +16,8 @@ usage: python run_recbole_lsrm.py [--model=LSRM] [--dataset=ml-100k] [--scale=l2
                                   [--checkpoint=PATH] [--tasks=all] [--KEY=VALUE ...]
 
 Trains and tests a sequential recommender with RecBole's pipeline. --model is one of the
-plugin's models (LSRM, HSTU, FMLPRec) or a RecBole sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...).
+plugin's models (LSRM, HSTU, Llama, FMLPRec, RecentItems) or a RecBole sequential model (SASRec,
+GRU4Rec, Caser, BERT4Rec, ...), or RecBole's rankers DIN and DIEN with --objective=ranking.
 Any RecBole or plugin config key can be set as --KEY=VALUE (VALUE is read as YAML:
 --epochs=5, --layer_dropout=[0.3,0.1], --eval_args="{split: {LS: valid_and_test}, ...}").
 --recipe=reference trains HSTU the way its reference code does (properties/recipe/HSTU/

@@ -44,8 +44,12 @@ def numpy_aliases() -> None:
 
 
 def quiet_recbole_warnings() -> None:
-    """Hide pandas' chained-assignment FutureWarnings raised inside RecBole's dataset code."""
+    """Hide pandas' chained-assignment FutureWarnings raised inside RecBole's dataset code, and
+    the deprecation notices Ray 2.6 (which RecBole pins) prints at import: its use of
+    ``pkg_resources`` and of ``np.bool8``. Neither says anything a user can act on."""
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data\.")
+    warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"`np\.bool8` is a deprecated alias", category=DeprecationWarning)
 
 
 def safe_torch_load(path: str, map_location: Any = "cpu") -> dict:

@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -223,4 +224,36 @@ def make_dir(path: Path | str) -> Path:
         raise OutputError(f"cannot create the folder {path}: a parent is a file, not a folder") from err
     except OSError as err:
         raise OutputError(describe_os_error(err, path, action="create the folder")) from err
+    return path
+
+
+def replace_folder(path: Path | str, write: Callable[[Path], None], ours: Callable[[Path], bool]) -> Path:
+    """Make the folder ``path`` whole or not at all: ``write(tmp)`` fills a temporary folder beside
+    it, which is then renamed into place. ``path`` may be absent, empty, or a folder that ``ours``
+    recognises (an earlier output of the same command), which is replaced whole; any other folder
+    is refused by name, so a user's own files are never overwritten or mixed with ours. A failure
+    or an interruption (Ctrl-C, SIGTERM) leaves ``path`` as it was and no temporary folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write the folder {path}: a file of that name is in the way")
+    if path.is_dir() and any(path.iterdir()) and not ours(path):
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise OutputError(f"{path} already holds other files ({shown}): give a new or empty folder "
+                          "(an earlier output of this command there is replaced whole)")
+    make_dir(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", dir=path.parent))
+    old = tmp.with_name(tmp.name + "-old")
+    try:
+        write(tmp)
+        if path.is_dir():
+            path.rename(old)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.is_dir() and not path.exists():
+            old.rename(path)  # the earlier output back in place
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return path

@@ -35,8 +35,10 @@ def _own(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
-def init_logging(state: str = "INFO") -> None:
-    """Console logging for one run; earlier runs' handlers in this process are removed."""
+def init_logging(state: str = "INFO", essentials: bool = True) -> None:
+    """Console logging for one run; earlier runs' handlers in this process are removed.
+    ``essentials=False`` (the other processes of a torchrun) shows no :data:`ESSENTIAL` line
+    below ``state`` either: process 0 says them once."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_recbole_lsrm", False):
@@ -45,7 +47,7 @@ def init_logging(state: str = "INFO") -> None:
     level = getattr(logging, str(state).upper(), logging.INFO)
     root.setLevel(min(level, logging.INFO))  # run.log keeps INFO lines whatever the console shows
     console = _own(logging.StreamHandler(sys.stdout))
-    console.addFilter(lambda record: record.levelno >= level or getattr(record, "essential", False))
+    console.addFilter(lambda record: record.levelno >= level or (essentials and getattr(record, "essential", False)))
     terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
     console.setFormatter(logging.Formatter(_FORMAT, _DATEFMT) if terminal else _PlainFormatter(_FORMAT, _DATEFMT))
     root.addHandler(console)

@@ -284,6 +284,10 @@ def resolve_feature_columns(config: dict) -> None:
     (RecBole loads only what ``load_col`` lists); features without a fusion are refused, as they
     would be read and never used."""
     items, users = list(config["item_features"] or []), list(config["user_features"] or [])
+    for key, fields in (("item_features", items), ("user_features", users)):
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        if twice:
+            raise ConfigError(f"{key} lists {', '.join(map(str, twice))} more than once (each field is one input)")
     fusion = config["feature_fusion"] or "none"
     if fusion == "none":
         if items or users:
@@ -357,6 +361,10 @@ def resolve_objective(config: dict, given: Mapping[str, Any]) -> None:
         if "metrics" in given and set(metrics) & set(RANKING_METRICS):
             raise ConfigError(f"metrics {config['metrics']} score rankers (AUC, LogLoss): set objective: ranking, or use "
                               "Hit, NDCG, Coverage, CELoss")
+        for key in ("ranking_head", "neg_ratio", "eval_neg_ratio"):
+            if key in given and given[key] is not None:
+                raise ConfigError(f"{key} is an option of objective: ranking (this run retrieves items, objective: "
+                                  f"{objective}): set objective: ranking, or leave {key} out")
         return
     label, threshold = config["LABEL_FIELD"], config["threshold"]
     if not threshold and label not in list((config["load_col"] or {}).get("inter") or []):

@@ -21,7 +21,7 @@ from recbole.utils import init_seed, set_color
 from recbole_lsrm import distributed
 from recbole_lsrm.config import DEFAULT_DATASET, DEFAULT_MODEL, LSRMConfig, check_keys, fixed_on_resume
 from recbole_lsrm.cpu_allocator import keep_freed_memory
-from recbole_lsrm.data import check_distributed, create_dataset, prepare_dataloaders
+from recbole_lsrm.data import check_distributed, check_labels, create_dataset, prepare_dataloaders
 from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD
 from recbole_lsrm.errors import CheckpointError, ConfigError
@@ -162,13 +162,22 @@ def run(
     options = {**options, **{key: config[key] for key in SPLIT_SETTINGS}}
     group = config["process_group"]
     check_distributed(config, model_class)  # before joining: a refusal must not leave others waiting
-    init_logging(config["state"] if group.is_main else "ERROR")  # one log: process 0's
+    init_logging(config["state"] if group.is_main else "ERROR", essentials=group.is_main)  # one log: process 0's
     distributed.init(group, config["device"])
     try:
         return _train_and_test(config, model_class, model, dataset, config_files, options,
                                checkpoint_path, epoch_callback, task_names)
     finally:
         distributed.shutdown()
+
+
+def _dataset_line(name: str, data) -> str:
+    """The dataset's own counts (RecBole's statistics count the padding user and item 0 as well)."""
+    users, items, inters = data.user_num - 1, data.item_num - 1, data.inter_num
+    density = inters / max(users * items, 1)
+    return (set_color(name, "pink") + f": {users:,} users, {items:,} items, {inters:,} interactions "
+            f"(sparsity {100 * (1 - density):.2f}%, {inters / max(users, 1):.1f} per user); "
+            f"fields: {', '.join(data.field2type)}")
 
 
 def _train_and_test(config, model_class, model, dataset, config_files, options,
@@ -182,7 +191,8 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
     data = create_dataset(config, model_class)
     if setting(config, "objective", "retrieval") != "ranking" and max(config["topk"]) > data.item_num - 1:
         raise ConfigError(f"topk {config['topk']} asks for more items than {dataset} has ({data.item_num - 1})")
-    logger.info(data)
+    check_labels(config, data)
+    logger.info(_dataset_line(dataset, data))
     try:
         train_data, valid_data, test_data = prepare_dataloaders(config, data, model_class)
     except MemoryError as err:  # numpy's _ArrayMemoryError: the windows' arrays do not fit
@@ -211,7 +221,7 @@ def _train_and_test(config, model_class, model, dataset, config_files, options,
         logger.info(config)
     else:
         to_run_log_only(str(config))
-    logger.info(net)
+    to_run_log_only(str(net))  # the full module tree: run.log only (the console gets the counts below)
     counts = parameter_counts(net, config)
     logger.info(
         set_color("parameters", "blue") + f": {counts['total_params']:,} total, "

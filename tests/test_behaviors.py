@@ -5,6 +5,7 @@ model as an embedding."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from recbole_lsrm.config import LSRMConfig
 from recbole_lsrm.data import create_dataset
 from recbole_lsrm.data.behaviors import behavior_split
-from recbole_lsrm.errors import ConfigError
+from recbole_lsrm.errors import ConfigError, DatasetError
 from recbole_lsrm.model import get_model_class
 from recbole_lsrm.pipeline import run
 
@@ -209,3 +210,26 @@ def test_a_given_test_file_holds_the_test_items(tmp_path, caplog):
     with pytest.raises(Exception, match="mb.test.inter not found"):
         (root / "mb" / "mb.test.inter").unlink()
         build(root, test_inter=True)
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["user_id:token\titem_id:token"] + [f"u{u}\ti1" for u in range(40)], "no column(s) behavior (each held-out row"),
+    (["user_id:token\titem_id:token\tbehavior:token", "u1\ti1\tbuy", "u2\ti2\tbuy", "u1\ti3\tbuy"],
+     "user(s) u1 have more than one row"),
+])
+def test_a_test_file_without_behaviours_or_with_a_user_twice_is_refused(tmp_path, rows, message):
+    root = write_log(tmp_path)
+    (root / "mb" / "mb.test.inter").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        build(root, test_inter=True)
+
+
+def test_a_target_behaviour_that_leaves_nothing_to_test_is_refused(tmp_path):
+    root = write_log(tmp_path)
+    inter = root / "mb" / "mb.inter"
+    lines = inter.read_text().splitlines()
+    first_buy = next(i for i, line in enumerate(lines) if "\tbuy\t" in line)
+    lines = [line.replace("\tbuy\t", "\tview\t") if i != first_buy else line for i, line in enumerate(lines)]
+    inter.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="target_behavior buy: nothing to test on. It occurs 1 time"):
+        build(root)

@@ -88,7 +88,21 @@ def test_unknown_option_suggests_the_right_one(capsys, tmp_path):
 
 def test_unknown_model(capsys, tmp_path):
     err = _bad_run(capsys, tmp_path / "saved", "--model=NoSuchRec")
-    assert "unknown model 'NoSuchRec'" in err
+    assert "unknown model 'NoSuchRec':" in err  # nothing close to suggest
+
+
+@pytest.mark.parametrize("typed, meant", [("llama", "Llama"), ("LSMR", "LSRM"), ("SASrec", "SASRec")])
+def test_a_mistyped_model_suggests_the_one_meant(capsys, tmp_path, typed, meant):
+    err = _bad_run(capsys, tmp_path / "saved", f"--model={typed}")
+    assert f"unknown model '{typed}' (did you mean {meant}?)" in err
+
+
+def test_help_names_every_plugin_model(capsys):
+    from recbole_lsrm.model.registry import MODELS
+
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert all(name in shown for name in MODELS)
 
 
 def test_topk_larger_than_the_catalogue(capsys, tmp_path, tiny_dataset):
@@ -161,6 +175,10 @@ def test_quiet_mode_keeps_the_essentials_on_the_console_and_a_complete_run_log(c
     assert "epoch 0 training" not in console and "valid result" not in console
     for line in ("epoch 0 training", "epoch 1 evaluating", "valid result", "precision", "test result", "summary"):
         assert line in log, line
+    # The dataset's own counts (60 users, 30 items), not RecBole's with the padding id; the
+    # model's module tree in run.log only.
+    assert "cyclic: 60 users, 30 items, 1,500 interactions" in log
+    assert "DecoderBlock(" in log and "DecoderBlock(" not in console
 
 
 def test_a_redirected_run_prints_no_escape_codes_or_progress_bars(capsys, tiny_dataset):

@@ -359,3 +359,29 @@ def test_sigterm_stops_a_real_sweep_under_ray_like_ctrl_c(tmp_path, tiny_dataset
     assert process.returncode == 143, err[-2000:]
     assert "terminated: run the same command again to continue" in err
     assert not (out / ".sweep.lock").exists()
+
+
+# --- the third hostile test: the newer features ---------------------------------------------
+@pytest.mark.parametrize("option, named", [
+    ("--ranking_head=mlp", "ranking_head is an option of objective: ranking"),
+    ("--neg_ratio=5", "neg_ratio is an option of objective: ranking"),
+    ("--feature_fusion=mean", "item_features lists genre more than once"),
+])
+def test_options_that_would_change_nothing_or_count_twice_are_refused(capsys, tmp_path, option, named):
+    extra = ["--item_features=[genre,genre]"] if "feature" in option else []
+    code, err = run_cli(capsys, *TINY_ARGS, f"--checkpoint_dir={tmp_path}", option, *extra)
+    assert_refused(code, err, named)
+    assert not any(tmp_path.iterdir())  # refused before any run folder exists
+
+
+def test_a_threshold_on_a_column_the_data_lacks_is_named(capsys, tmp_path):
+    code, err = run_cli(capsys, *TINY_ARGS, f"--checkpoint_dir={tmp_path}", "--objective=ranking",
+                        "--threshold={score: 4}")
+    assert_refused(code, err, "missing column(s) score", "threshold: {'score': 4} makes the labels from 'score'")
+
+
+def test_a_threshold_no_rating_reaches_is_named_before_training(capsys, tmp_path):
+    code, err = run_cli(capsys, *TINY_ARGS, f"--checkpoint_dir={tmp_path}", "--objective=ranking",
+                        "--threshold={rating: 6}")
+    assert_refused(code, err, "threshold: {'rating': 6} makes no label 1", "lower the threshold")
+    assert not any(tmp_path.iterdir())  # nothing trained, no run folder

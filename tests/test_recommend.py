@@ -3,7 +3,9 @@ exports vectors whose dot products rank the same items."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ import torch
 
 from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.pipeline import run
-from recbole_lsrm.recommend import export_run, load_run, recommend, user_histories
+from recbole_lsrm.recommend import export, export_run, load_run, recommend, user_histories
+from recbole_lsrm.recommend.export import EXPORT_FILES
 from recbole_lsrm.recommend.__main__ import main as recommend_main
 
 from conftest import TINY, cyclic_sequences, write_inter
@@ -106,6 +109,86 @@ def test_the_export_reproduces_the_ranking(lsrm_run, tmp_path):
         order = np.argsort(-(users[row] @ items.T))[:5]
         assert [item_ids[i] for i in order] == expected[expected["user"] == user]["item"].tolist()
     assert "users[u] . items[i]" in paths["README.md"].read_text()
+
+
+def test_an_export_never_overwrites_or_mixes_with_other_files(lsrm_run, tmp_path, capsys):
+    trained = load_run(lsrm_run["run_dir"])
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "README.md").write_text("my notes\n")
+    assert recommend_main([lsrm_run["run_dir"], f"--export={theirs}"]) == 2
+    assert "already holds other files (README.md)" in capsys.readouterr().err
+    assert [p.name for p in theirs.iterdir()] == ["README.md"] and (theirs / "README.md").read_text() == "my notes\n"
+    # An earlier export of ours is replaced whole, and an empty folder is used as it is.
+    ours = tmp_path / "ours"
+    export_run(trained, ours)
+    (ours / "users.npy").unlink()
+    export_run(trained, ours)
+    assert sorted(p.name for p in ours.iterdir()) == sorted(EXPORT_FILES)
+    (tmp_path / "empty").mkdir()
+    export_run(trained, tmp_path / "empty")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
+def test_an_interrupted_export_leaves_nothing_half_written(lsrm_run, tmp_path, monkeypatch):
+    trained = load_run(lsrm_run["run_dir"])
+    earlier = tmp_path / "earlier"
+    export_run(trained, earlier)
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
+
+    def terminated(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGTERM becomes in the commands
+
+    monkeypatch.setattr(export, "_save_parquet", terminated)
+    for out in (tmp_path / "new", earlier):
+        with pytest.raises(KeyboardInterrupt):
+            export_run(trained, out)
+    assert not (tmp_path / "new").exists()
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before  # the earlier export, as it was
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_users_named_twice_are_refused_and_a_byte_order_mark_is_no_user(lsrm_run, tmp_path, capsys):
+    assert recommend_main([lsrm_run["run_dir"], "--users=u1,u2,u1", "--k=2"]) == 2
+    assert "error: --users names u1 more than once" in capsys.readouterr().err
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("\ufeffu3\nu4\n", encoding="utf-8")
+    assert recommend_main([lsrm_run["run_dir"], f"--users-file={users_file}", "--k=2"]) == 0
+    shown = capsys.readouterr().out
+    assert "u3" in shown and "u4" in shown
+
+
+def test_a_history_for_a_time_aware_model_needs_its_times(hstu_run, capsys):
+    assert hstu_run["options"].get("rab", "position_time") == "position_time"
+    assert recommend_main([hstu_run["run_dir"], "--history=i1,i2,i3", "--k=3"]) == 2
+    err = capsys.readouterr().err
+    assert "rab: position_time" in err and "--times=T1,T2" in err and "Traceback" not in err
+    assert recommend_main([hstu_run["run_dir"], "--history=i1,i2,i3", "--times=1000,1010,1020", "--k=3"]) == 0
+    assert capsys.readouterr().out.count("history ") == 3  # three items listed
+    assert recommend_main([hstu_run["run_dir"], "--history=i1,i2", "--times=1000,soon"]) == 2
+    assert "--times must be numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("weights", "has a summary.json but no best_model.pth"),
+    ("options", "options must be a mapping of option: value, got ['epochs', 2]"),
+    ("banana", "--device must be cpu, cuda or cuda:N, got 'banana'"),
+    ("cuda", "--device=cuda: this machine has no CUDA GPU"),
+])
+def test_a_damaged_run_or_a_bad_device_is_named(lsrm_run, tmp_path, capsys, damage, message):
+    if damage == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    copy = tmp_path / "run"
+    shutil.copytree(lsrm_run["run_dir"], copy)
+    device = damage if damage in ("banana", "cuda") else "cpu"
+    if damage == "weights":
+        (copy / "best_model.pth").unlink()
+    if damage == "options":
+        summary = json.loads((copy / "summary.json").read_text())
+        (copy / "summary.json").write_text(json.dumps({**summary, "options": ["epochs", 2]}))
+    assert recommend_main([str(copy), "--users=u1", f"--device={device}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
 
 
 def test_the_command_line_writes_a_csv_and_names_bad_input(lsrm_run, tmp_path, capsys):

@@ -87,3 +87,15 @@ def test_item_rows_without_interactions_are_left_out_and_missing_items_counted(t
     assert "1 of 10 items have no row there" in text
     trained = load_run(summary["run_dir"])
     assert trained.dataset.item_num == 11  # 10 items and padding: i999 is not in the catalogue
+
+
+@pytest.mark.parametrize("bad, rows", [("inf", {3}), ("nan", set(range(10)))], ids=["one-inf", "all-nan"])
+def test_a_float_feature_that_is_not_finite_is_named_with_its_column(tmp_path, bad, rows):
+    # (RecBole fills a NaN with its column's mean; a column of NaN has none.)
+    write_inter(tmp_path / "cyc" / "cyc.inter", cyclic_sequences(n_users=20, n_items=10, length=8))
+    item_lines = ["item_id:token\tprice:float"] + [f"i{i}\t{bad if i in rows else i}" for i in range(10)]
+    (tmp_path / "cyc" / "cyc.item").write_text("\n".join(item_lines) + "\n")
+    options = {**TINY, "item_features": ["price"], "feature_fusion": "mean", "data_path": str(tmp_path),
+               "checkpoint_dir": str(tmp_path / "saved"), "epochs": 1, "topk": [5]}
+    with pytest.raises(ConfigError, match="float feature 'price' holds [0-9]+ value\\(s\\) that are not finite"):
+        run("LSRM", "cyc", options=options)

@@ -137,3 +137,13 @@ def test_a_long_cpu_epoch_is_announced_with_its_projected_length(caplog):
         LSRMTrainer._say_epoch_time(trainer, 140.0)
     message = caplog.records[-1].getMessage()
     assert "about 2.3 min an epoch" in message and "300 epochs (about 11.7 h" in message and "--epochs=N" in message
+
+
+def test_the_projected_epoch_time_is_said_once_a_run(tiny_dataset, run_options, monkeypatch):
+    from recbole_lsrm.trainer import lsrm_trainer
+
+    said = []
+    monkeypatch.setattr(lsrm_trainer, "ESTIMATE_AFTER_STEPS", 2)
+    monkeypatch.setattr(lsrm_trainer.LSRMTrainer, "_say_epoch_time", lambda self, seconds: said.append(seconds))
+    run("LSRM", "cyclic", options={**run_options, **tiny_dataset, "epochs": 4, "train_batch_size": 12})
+    assert len(said) == 1  # in the first epoch, not again in each later one

@@ -35,12 +35,18 @@ def create_dataset(config, model_class: type):
     """Check the atomic files, then load them into the dataset class the model needs."""
     if config["MODEL_TYPE"] != ModelType.SEQUENTIAL:
         raise ConfigError(f"{config['model']} is not a sequential recommender; this plugin runs sequential models")
+    # Labels come from a threshold on a column (threshold: {rating: 4}) or from a label column.
+    threshold = config["threshold"] if isinstance(config["threshold"], dict) else {}
+    labels = list(threshold) or ([config["LABEL_FIELD"]] if config["objective"] == "ranking" else [])
     check_atomic_files(
         config["data_path"],
         config["dataset"],
-        required=[config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["TIME_FIELD"]],
+        required=[config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["TIME_FIELD"], *labels],
         separator=config["field_separator"],
         known=known_datasets(),
+        reasons={field: (f"threshold: {threshold} makes the labels from {field!r}." if threshold else
+                         f"objective: ranking reads each interaction's label from {field!r} (or set threshold: "
+                         "{rating: 4} to make labels from a rating).") for field in labels},
     )
     inter_columns = (config["load_col"] or {}).get("inter")
     if inter_columns is not None and config["TIME_FIELD"] not in inter_columns:
@@ -55,6 +61,21 @@ def create_dataset(config, model_class: type):
         )
     dataset_class = WindowedSequentialDataset if uses_windows(model_class) else ValidatedSequentialDataset
     return dataset_class(config)
+
+
+def check_labels(config, data) -> None:
+    """A ranker needs both kinds of label: refuse data where none is 1 (or none is 0) before training."""
+    if config["objective"] != "ranking":
+        return
+    label = config["LABEL_FIELD"]
+    if label not in data.inter_feat:
+        return
+    positives = int((data.inter_feat[label] > 0).sum())
+    made = (f"threshold: {config['threshold']} makes no label 1" if config["threshold"]
+            else f"no '{label}' is 1")
+    if positives == 0:
+        raise ConfigError(f"objective: ranking, but {made} in {config['dataset']} ({len(data.inter_feat):,} "
+                          "interactions): there is nothing to rank above the negatives; lower the threshold")
 
 
 def check_distributed(config, model_class: type) -> None:

@@ -151,13 +151,15 @@ class AtomicFileMixin:
                 )
 
 
-def check_atomic_files(dataset_path: str, dataset: str, required: list[str], separator: str, known: list[str]) -> str:
+def check_atomic_files(dataset_path: str, dataset: str, required: list[str], separator: str, known: list[str],
+                       reasons: dict[str, str] | None = None) -> str:
     """Check ``<dataset_path>/<dataset>.inter`` exists and names the ``required`` fields, typed as
     a sequential model needs them: ``required`` is (user id, item id, time), the ids ``token``
     and the time ``float`` (the order of each user's items).
 
     Returns the file's path. ``known`` lists the datasets the plugin has property files for,
-    so a missing dataset gets either "unknown dataset" or "files missing, here is how".
+    so a missing dataset gets either "unknown dataset" or "files missing, here is how". Columns
+    required beyond the first three are named with their ``reasons`` where missing.
     """
     inter = os.path.join(dataset_path, f"{dataset}.inter")
     if not os.path.isfile(inter):
@@ -177,9 +179,10 @@ def check_atomic_files(dataset_path: str, dataset: str, required: list[str], sep
     fields = list(header)
     missing = [f for f in required if f not in fields]
     if missing:
+        why = [reasons[f] for f in missing if reasons and f in reasons]
         raise DatasetError(
             f"{inter}, line 1: missing column(s) {', '.join(missing)}; found {', '.join(fields)}. "
-            "Sequential models order each user's items by the timestamp column."
+            + (" ".join(why) if why else "Sequential models order each user's items by the timestamp column.")
         )
     wanted = dict(zip(required, ("token", "token", "float")))
     for field, kind in wanted.items():

@@ -8,10 +8,25 @@ from __future__ import annotations
 
 import torch
 
+from recbole_lsrm.errors import ConfigError
+
 
 def user_item_keys(users: torch.Tensor, items: torch.Tensor, n_items: int) -> torch.Tensor:
     """Sorted ``user * n_items + item`` of every interaction: who had what, for the negatives."""
     return torch.unique(users.long() * n_items + items.long())
+
+
+def check_negative_ratio(keys: torch.Tensor, n_items: int, ratio: float, key: str = "neg_ratio") -> None:
+    """Refuse a ratio above the fewest items any user never had: its negatives would repeat
+    within a position's draw (and a huge ratio would allocate far more than the data holds)."""
+    if len(keys) == 0:
+        return
+    had = torch.bincount(torch.div(keys, n_items, rounding_mode="floor"))
+    fewest = (n_items - 1) - int(had[had > 0].max())
+    if ratio > fewest:
+        raise ConfigError(
+            f"{key}: {ratio:g} negatives per position, but one user never had only {fewest:,} of the "
+            f"{n_items - 1:,} items: the draws would repeat. Set {key} to at most {fewest:,}")
 
 
 def negative_counts(n: int, ratio: float, generator: torch.Generator | None = None,

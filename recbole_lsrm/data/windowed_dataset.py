@@ -198,8 +198,17 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
         test = self._load_feat(path, FeatureSource.INTERACTION)
         inter, uid, time = self.inter_feat, self.uid_field, self.time_field
         missing = [c for c in (uid, self.iid_field) if c not in test.columns]
+        if self.behavior_field and self.behavior_field not in test.columns:
+            missing.append(self.behavior_field)  # else every row gets behaviour '' and none is a target
         if missing:
-            raise DatasetError(f"{path}: no column(s) {', '.join(missing)}")
+            raise DatasetError(f"{path}: no column(s) {', '.join(missing)}"
+                               + (f" (each held-out row says its behaviour, e.g. {self.target_behavior})"
+                                  if self.behavior_field in missing else ""))
+        repeated = test[uid][test[uid].duplicated()].unique()
+        if len(repeated):
+            shown = ", ".join(map(str, repeated[:5])) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+            raise DatasetError(f"{path}: user(s) {shown} have more than one row; the file holds one held-out "
+                               "interaction per user")
         last = inter.groupby(uid)[time].max()
         known = test[uid].isin(last.index).to_numpy()
         if not known.all():
@@ -323,6 +332,11 @@ class WindowedSequentialDataset(ValidatedSequentialDataset):
             is_target = self.inter_feat[self.behavior_field].numpy() == target_id
             train_len, valid_at, test_at, has_valid, has_test = behavior_split(
                 starts, lengths, is_target, LEAVE_ONE_OUT[split["LS"]])
+            if not has_test.any():
+                raise ConfigError(
+                    f"target_behavior {self.target_behavior}: nothing to test on. It occurs {int(is_target.sum()):,} "
+                    f"time(s) in {self.dataset_name}.inter, and no user has one to hold out after some history: "
+                    f"name a behaviour that users repeat, or give the test rows in {self.dataset_name}.test.inter")
             train = self._windows(starts, train_len, is_target if self.behavior_loss == "target" else None)
             valid = self._eval_rows(valid_at[has_valid])
             test = self._eval_rows(test_at[has_test])

@@ -15,7 +15,7 @@ from recbole.utils import InputType
 
 from recbole_lsrm.data.domains import item_domains
 from recbole_lsrm.data.fields import DOMAIN_FIELD, target_list_field
-from recbole_lsrm.data.negatives import negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.data.negatives import check_negative_ratio, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.model.contract import NextItemModel
 from recbole_lsrm.model.cpu_dropout import Dropout
@@ -99,6 +99,7 @@ class AllPositionDecoder(NextItemModel):
             history = history if history is not None else dataset.inter_feat
             self.register_buffer("user_item_keys", user_item_keys(
                 history[config["USER_ID_FIELD"]], history[config["ITEM_ID_FIELD"]], self.n_items), persistent=False)
+            check_negative_ratio(self.user_item_keys, self.n_items, self.neg_ratio)
         # Large item sets (see next_item): chunked full softmax, or a sampled softmax.
         self.ce_chunk_size = self.option(config, "ce_chunk_size")
         self.sampled_softmax = self.option(config, "sampled_softmax")

@@ -44,6 +44,11 @@ class FeatureFusion(nn.Module):
                 self.kinds[field] = "token" if kind == FeatureType.TOKEN else "token_seq"
             elif kind == FeatureType.FLOAT:
                 x = values.double()
+                bad = (~torch.isfinite(x)).nonzero().flatten()
+                if len(bad):
+                    raise ConfigError(
+                        f"{where}: float feature {field!r} holds {len(bad):,} value(s) that are not finite numbers "
+                        f"(NaN or inf; first at row {int(bad[0])}): fix those values, or leave {field} out of the features")
                 x = ((x - x.mean()) / x.std().clamp(min=1e-12)).float()
                 self.register_buffer(f"values_{field}", x, persistent=False)
                 self.embeddings[field] = nn.Linear(1, d_model, bias=False)

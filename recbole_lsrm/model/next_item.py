@@ -38,6 +38,7 @@ LOGITS_PER_CHUNK = 2**29
 # The training loss on a CPU: 8 MB of fp32 scores a chunk, in at least this many rows.
 CPU_LOGITS_PER_CHUNK = 2**21
 CPU_BF16_LOGITS_PER_CHUNK = 2**22  # under bf16: 8 MB of bf16 scores and 16 MB of their fp32 softmax
+BF16_ROWS = 64  # under bf16 on a CPU the loss's positions are padded to a multiple of this
 CPU_MIN_ROWS = 512
 
 
@@ -145,25 +146,33 @@ def _cpu_bf16_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with
 
     The hidden states and the item table are cast to bf16 once for all chunks; each chunk's
     scores are made in a bf16 buffer, turned into an fp32 softmax (loss and gradient in fp32),
-    and the gradient goes back to bf16 for its two products, whose results are added into the
-    fp32 gradients. Four reused (C, n) buffers' worth of bytes: 2 C n (bf16) + 4 C n (fp32) + 2 C n.
+    and the gradient goes back to bf16 (into the scores' buffer) for its two products, whose
+    results are added into the fp32 gradients. Two (C, n) buffers serve every chunk: 6 C n bytes.
     """
     low = torch.bfloat16
     total = torch.zeros((), dtype=torch.float32)
-    hidden_low, weight_low = hidden.to(low), item_weight.to(low)
-    grad_hidden = torch.empty_like(hidden) if with_grad else None
+    positions = hidden.size(0)
+    # oneDNN keeps a primitive for every product shape it meets (up to 1,024, each holding memory):
+    # the positions are padded to a multiple of BF16_ROWS (rows that count for nothing), so the
+    # last chunk's shape no longer changes with every batch's count of targets.
+    pad = -positions % BF16_ROWS
+    hidden_low = F.pad(hidden.to(low), (0, 0, 0, pad))
+    weight_low = item_weight.to(low)
+    targets, valid, row_scale = F.pad(targets, (0, pad)), F.pad(valid, (0, pad)), F.pad(row_scale, (0, pad))
+    grad_hidden = hidden.new_empty((positions + pad, hidden.size(1))) if with_grad else None
     grad_weight = torch.zeros_like(item_weight, dtype=torch.float32) if with_grad else None
-    rows_in_chunk = min(chunk, hidden.size(0))
+    rows_in_chunk = min(chunk, hidden_low.size(0))
     scores = hidden_low.new_empty((rows_in_chunk, item_weight.size(0)))  # bf16
     buffer = hidden.new_empty((rows_in_chunk, item_weight.size(0)), dtype=torch.float32)
     rows = torch.arange(rows_in_chunk)
-    for start in range(0, hidden.size(0), chunk):
+    for start in range(0, hidden_low.size(0), chunk):
         h, t, v, r = (x[start : start + chunk] for x in (hidden_low, targets, valid, row_scale))
         probabilities = buffer[: len(t)]
         torch.mm(h, weight_low.T, out=scores[: len(t)])
         probabilities.copy_(scores[: len(t)])
         probabilities[:, 0] = float("-inf")
         torch.ops.aten._softmax.out(probabilities, 1, False, out=probabilities)  # fp32, in place
+        # (the original rows: an underflowed target's log-probability is made again from them in fp32)
         log_p = _target_log_probabilities(hidden[start : start + chunk].float(), item_weight.float(), probabilities, t, v)
         total -= torch.where(v, log_p, 0.0).sum()
         if not with_grad:
@@ -173,7 +182,7 @@ def _cpu_bf16_chunks(hidden, item_weight, targets, valid, row_scale, chunk, with
         scale = r[:, None]  # (C, 1) fp32
         torch.mul(grad @ weight_low, scale, out=grad_hidden[start : start + chunk])
         grad_weight += grad.T @ (h * scale).to(low)
-    return total, grad_hidden, grad_weight
+    return total, grad_hidden[:positions] if with_grad else None, grad_weight
 
 
 def _chunks(hidden, item_weight, targets, valid, row_scale, chunk, with_grad):

@@ -7,6 +7,7 @@ RecBole's ``get_model`` only knows RecBole's models, and importing its model pac
 
 from __future__ import annotations
 
+import difflib
 import importlib
 
 import torch
@@ -22,6 +23,25 @@ from recbole_lsrm.model.recent import RecentItems
 MODELS: dict[str, type] = {"LSRM": LSRM, "HSTU": HSTU, "Llama": Llama, "FMLPRec": FMLPRec, "RecentItems": RecentItems}
 
 
+def _recbole_sequential_models() -> list[str]:
+    """The names of RecBole's sequential models (its package lists them)."""
+    try:
+        package = importlib.import_module("recbole.model.sequential_recommender")
+    except ImportError:
+        return []
+    return [n for n, v in vars(package).items() if isinstance(v, type) and n[:1].isupper()]
+
+
+def _closest(name: str) -> str | None:
+    """The model a mistyped name most likely meant: the same letters in another case, else a near spelling."""
+    names = list(MODELS) + _recbole_sequential_models()
+    by_case = {n.lower(): n for n in names}
+    if name.lower() in by_case:
+        return by_case[name.lower()]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def get_model_class(name: str) -> type:
     """Find a model class by name: the plugin's models first, then RecBole's."""
     if name in MODELS:
@@ -31,10 +51,11 @@ def get_model_class(name: str) -> type:
         recbole_utils = importlib.import_module("recbole.utils")
         model_class = recbole_utils.get_model(name)
     except (ValueError, ImportError, AttributeError) as err:
+        suggestion = _closest(name)
         raise ConfigError(
-            f"unknown model '{name}': choose one of the plugin's models "
-            f"({', '.join(sorted(MODELS))}) or a RecBole sequential model "
-            "(SASRec, GRU4Rec, Caser, BERT4Rec, ...)"
+            f"unknown model '{name}'" + (f" (did you mean {suggestion}?)" if suggestion else "")
+            + f": choose one of the plugin's models ({', '.join(sorted(MODELS))}) or a RecBole "
+            "sequential model (SASRec, GRU4Rec, Caser, BERT4Rec, ...)"
         ) from err
     finally:
         # recbole.model.sequential_recommender.sine turns anomaly detection on at import.

@@ -1,4 +1,4 @@
-"""``python -m recbole_lsrm.recommend RUN_DIR (--users=1,2 | --users-file=F | --history=I,J | --export=DIR)``."""
+"""``python -m recbole_lsrm.recommend RUN_DIR (--users=1,2 | --users-file=F | --history=I,J [--times=T,U] | --export=DIR)``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", help="raw user ids, comma-separated: 1,2,3")
     parser.add_argument("--users-file", help="a file of raw user ids, one a line")
     parser.add_argument("--history", help="raw item ids of a new history, oldest first: 50,172,133")
+    parser.add_argument("--times", help="with --history: each item's timestamp in seconds, oldest first (models "
+                                        "with rab: position_time need them): 978300760,978302109,978301968")
     parser.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     parser.add_argument("--include-history", action="store_true",
                         help="rank items already in the input too (default: leave them out)")
@@ -43,11 +45,22 @@ def _users(args: argparse.Namespace) -> list[str] | None:
     users = [u.strip() for u in (args.users or "").split(",") if u.strip()]
     if args.users_file:
         try:
-            text = Path(args.users_file).read_text(encoding="utf-8")
+            text = Path(args.users_file).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of an id
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read --users-file {args.users_file}: {err}") from None
         users += [line.strip() for line in text.splitlines() if line.strip()]
+    twice = sorted({u for u in users if users.count(u) > 1})
+    if twice:
+        shown = ", ".join(twice[:5]) + (f" and {len(twice) - 5} more" if len(twice) > 5 else "")
+        raise ConfigError(f"--users names {shown} more than once (each user gets one list)")
     return users or None
+
+
+def _times(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--times must be numbers (seconds), comma-separated, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"wrote {p}" for p in paths.values()))
             return DONE
         histories = {"history": [i.strip() for i in args.history.split(",") if i.strip()]} if args.history else None
-        table = recommend(run, users=users, k=args.k, exclude_history=not args.include_history, histories=histories)
+        times = {"history": _times(args.times)} if args.times else None
+        if times and not histories:
+            raise ConfigError("--times gives the times of a --history's items; users' own times come from the data")
+        table = recommend(run, users=users, k=args.k, exclude_history=not args.include_history, histories=histories,
+                          times=times)
         if args.out:
             atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
             print(f"wrote {args.out} ({len(table):,} rows)")

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from recbole_lsrm.errors import ConfigError
-from recbole_lsrm.io import atomic_write, make_dir, write_text
+from recbole_lsrm.io import atomic_write, replace_folder, write_text
 from recbole_lsrm.model.contract import is_plugin_model
 from recbole_lsrm.recommend.loading import TrainedRun
 from recbole_lsrm.recommend.ranking import _interaction, user_behaviors, user_histories
@@ -43,6 +43,10 @@ for users whose history grows.
 """
 
 
+EXPORT_FILES = ("items.npy", "items.parquet", "users.npy", "users.parquet", "scoring.json", "README.md")
+SCORE = "dot(users[u], items[i])"
+
+
 def _save_npy(array: np.ndarray, path: Path) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -64,7 +68,31 @@ def export_run(run: TrainedRun, out: str | Path, progress: Callable[[int, int], 
             f"--export needs a model whose scores are a user state times an item table (the plugin's LSRM, "
             f"HSTU, FMLPRec); {config['model']} scores through RecBole's full_sort_predict"
         )
-    out = make_dir(out)
+    out = Path(out)
+    files: dict[str, Path] = {}
+
+    def write(folder: Path) -> None:
+        files.update(_write_export(run, folder, out, progress))
+
+    replace_folder(out, write, is_export)
+    return {name: out / path.name for name, path in files.items()}
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier export of ours, and nothing else (it may be replaced whole)."""
+    names = {p.name for p in folder.iterdir()}
+    if not names <= set(EXPORT_FILES) or "scoring.json" not in names:
+        return False
+    try:
+        scoring = json.loads((folder / "scoring.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(scoring, dict) and scoring.get("score") == SCORE
+
+
+def _write_export(run: TrainedRun, out: Path, shown_as: Path, progress) -> dict[str, Path]:
+    """The six files of an export, written into ``out`` (a fresh folder; the README names ``shown_as``)."""
+    model, config = run.model, run.config
     items = model.item_table().float()[1:].cpu().numpy().astype(np.float32)
     item_ids = list(run.dataset.field2id_token[run.item_field][1:])
     users = [u for u in run.dataset.field2id_token[run.user_field][1:]]
@@ -82,8 +110,7 @@ def export_run(run: TrainedRun, out: str | Path, progress: Callable[[int, int], 
         if progress is not None:
             progress(min(start + batch, len(histories)), len(histories))
     user_states = np.concatenate(states).astype(np.float32) if states else np.zeros((0, items.shape[1]), np.float32)
-    paths = {name: out / name for name in ("items.npy", "items.parquet", "users.npy", "users.parquet",
-                                           "scoring.json", "README.md")}
+    paths = {name: out / name for name in EXPORT_FILES}
     _save_npy(items, paths["items.npy"])
     _save_parquet(pd.DataFrame({"item": item_ids, "row": np.arange(len(item_ids))}), paths["items.parquet"])
     _save_npy(user_states, paths["users.npy"])
@@ -92,12 +119,12 @@ def export_run(run: TrainedRun, out: str | Path, progress: Callable[[int, int], 
     similarity = getattr(model, "similarity", "dot")
     temperature = float(getattr(model, "temperature", 1.0))
     mask = bool(config["eval_mask_history"])
-    scoring = {"score": "dot(users[u], items[i])", "similarity": similarity, "temperature": temperature,
+    scoring = {"score": SCORE, "similarity": similarity, "temperature": temperature,
                "vectors_normalised": similarity == "cosine", "eval_mask_history": mask,
                "model": config["model"], "dataset": config["dataset"], "run_dir": str(run.run_dir)}
     write_text(json.dumps(scoring, indent=2) + "\n", paths["scoring.json"])
     write_text(README.format(
-        model=config["model"], dataset=config["dataset"], run_dir=run.run_dir, out=out, n_items=len(item_ids),
+        model=config["model"], dataset=config["dataset"], run_dir=run.run_dir, out=shown_as, n_items=len(item_ids),
         n_users=len(users), dim=items.shape[1], length=config["MAX_ITEM_LIST_LENGTH"], similarity=similarity,
         temperature=temperature,
         cosine=(": both vectors are L2-normalised and the user's divided by the temperature, so the dot product "

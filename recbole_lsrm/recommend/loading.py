@@ -49,7 +49,8 @@ class TrainedRun:
 def _weights(run_dir: Path) -> dict:
     path = run_dir / "best_model.pth"
     if not path.is_file():
-        raise ConfigError(f"{run_dir} has no best_model.pth (the run's best weights): the run did not finish")
+        raise ConfigError(f"{run_dir} has a summary.json but no best_model.pth (the run's best weights): the file "
+                          "was removed or moved, and the run cannot be rebuilt without it")
     stored = safe_torch_load(str(path))
     found = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
     if not isinstance(stored, dict) or found != FORMAT or not isinstance(stored.get("model"), dict):
@@ -58,6 +59,21 @@ def _weights(run_dir: Path) -> dict:
             "recbole_lsrm, or not by it"
         )
     return stored["model"]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """The device asked for, refused by name where it is not a device or not on this machine."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device={device}: this machine has no CUDA GPU (use cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device={device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {str(device)!r}")
+    return device
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", data_path: str | Path | None = None) -> TrainedRun:
@@ -74,8 +90,13 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", data_path:
                   f"--checkpoint={run_dir / 'checkpoint.pth'}") if (run_dir / "checkpoint.pth").is_file() else ""
         raise ConfigError(f"{run_dir} has no summary.json: not a finished recbole_lsrm run{resume}")
     summary = read_json(run_dir / "summary.json", "a run summary", required=SUMMARY_KEYS)
+    for key, kind, what in (("options", dict, "a mapping of option: value"), ("config_files", list, "a list of paths"),
+                            ("model", str, "a model name"), ("dataset", str, "a dataset name")):
+        if not isinstance(summary[key], kind):
+            raise ConfigError(f"{run_dir / 'summary.json'}: {key} must be {what}, got {summary[key]!r}: "
+                              "the file was edited or not written by recbole_lsrm")
+    device = _device(device)
     weights = _weights(run_dir)
-    device = torch.device(device)
     options = {**summary["options"], "state": "WARNING", "show_progress": False, "use_gpu": device.type == "cuda"}
     folder = data_path or summary.get("data_path")
     if folder is not None:

@@ -152,6 +152,12 @@ def recommend(
             raise ConfigError("this model reads each input's behaviour (behavior_mode: embed): recommend for "
                               "users (their logged behaviours), not for histories of items alone")
         times = times or {}
+        untimed = [n for n in names if n not in times]
+        if getattr(run.model, "num_time_buckets", None) is not None and untimed:
+            raise ConfigError(
+                f"this model's relative attention bias reads the time of every input item (rab: position_time), "
+                f"and {', '.join(untimed[:10])} has none: give one timestamp in seconds per item, oldest first "
+                "(--times=T1,T2,... beside --history; times={name: [...]} in Python)")
         inputs = [(np.asarray(_ids(run, run.item_field, items, "item")),
                    None if name not in times else np.asarray(times[name], dtype=np.float64))
                   for name, items in histories.items()]

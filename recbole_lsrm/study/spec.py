@@ -128,6 +128,30 @@ def _parsed(parse: Callable[[str], list], value: Any, where: str, key: str) -> l
         raise ConfigError(f"{where}: {err}") from None
 
 
+def _trial_sizes(sweep: SweepSpec) -> set[str]:
+    """The size labels of a sweep's trials (as the sweep's plan names them: l2, 1x32, nl4)."""
+    return {*sweep.scales, *sweep.sizes, *(f"nl{d}" for d in sweep.depths)}
+
+
+def _check_baseline(sweep: SweepSpec, sweeps: dict[str, SweepSpec], where: str) -> None:
+    """A baseline names another sweep of the study, or one of its trials ("sweep/size")."""
+    baseline = sweep.baseline
+    if baseline is None:
+        return
+    if not isinstance(baseline, str) or not baseline:
+        raise ConfigError(f"{where}: baseline must name a sweep of this study (or one of its trials: "
+                          f"sweep/nl2), got {baseline!r}")
+    name, _, size = baseline.partition("/")
+    if name not in sweeps:
+        raise ConfigError(f"{where}: baseline {baseline!r} is not a sweep of this study")
+    if name == sweep.name:
+        raise ConfigError(f"{where}: baseline {baseline!r} is this sweep itself: name another sweep to set it against")
+    sizes = _trial_sizes(sweeps[name])
+    if size and sizes and size not in sizes:
+        raise ConfigError(f"{where}: baseline {baseline!r} names no trial of sweep {name!r} "
+                          f"(its trials: {', '.join(sorted(sizes))})")
+
+
 def _cpus(value: Any, path: Path) -> float:
     try:
         return _number(value, "cpus_per_trial", strict=True)
@@ -208,8 +232,7 @@ def load_study(path: str | Path) -> StudySpec:
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two sweeps share a name ({', '.join(names)})")
     for sweep in sweeps:
-        if sweep.baseline is not None and sweep.baseline.partition("/")[0] not in names:
-            raise ConfigError(f"{path}, sweep {sweep.name!r}: baseline {sweep.baseline!r} is not a sweep of this study")
+        _check_baseline(sweep, {s.name: s for s in sweeps}, f"{path}, sweep {sweep.name!r}")
     return StudySpec(
         path=path, name=str(raw["name"]), model=str(raw.get("model", "LSRM")), dataset=str(raw["dataset"]),
         data=(base / str(raw["data"])).resolve(), work=(base / str(raw["work"])).resolve(),

@@ -140,6 +140,7 @@ class LSRMTrainer(Trainer):
         self.scheduler = None
         self._train_generator = None
         self._pending = None  # scheduler and RNG state of a resumed run, applied in fit()
+        self._first_epoch = None  # the first epoch this fit() trains: its time is projected once
 
         self.eval_type = config["eval_type"]
         self.eval_collector = LSRMCollector(config)
@@ -224,7 +225,8 @@ class LSRMTrainer(Trainer):
             if show_progress
             else train_data
         )
-        estimate = self.device.type == "cpu" and epoch_idx == self.state.next_epoch and self.is_main
+        # Once a session: in the first epoch that this fit() trains (next_epoch moves on every epoch).
+        estimate = self.device.type == "cpu" and epoch_idx == self._first_epoch and self.is_main
         started = time()
         for step, interaction in enumerate(iter_data):
             if estimate and step == ESTIMATE_AFTER_STEPS:
@@ -374,6 +376,7 @@ class LSRMTrainer(Trainer):
     def _train_epochs(self, train_data, valid_data, verbose, saved, show_progress, callback_fn, steps_per_epoch):
         """The epochs from the state's next one until the last, early stopping, or the callback."""
         state = self.state
+        self._first_epoch = state.next_epoch
         for epoch in range(state.next_epoch, self.epochs):
             self.dropout.apply(self.model, epoch)
             start = time()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recbole_lsrm.data.negatives import negative_counts, sample_negatives, user_item_keys
+from recbole_lsrm.data.negatives import check_negative_ratio, negative_counts, sample_negatives, user_item_keys
 from recbole_lsrm.evaluation.candidates import candidate_intervals, ranking_metrics, scored_arrays
 from recbole_lsrm.options import setting
 
@@ -30,6 +30,7 @@ class RankingEvaluation:
         self.user_field, self.item_field, self.label_field = (
             config["USER_ID_FIELD"], config["ITEM_ID_FIELD"], config["LABEL_FIELD"])
         self.device = torch.device(device)
+        self.decimals = int(setting(config, "metric_decimal_place", 4))  # as RecBole rounds a retriever's metrics
         self.last_per_user = None
         self._last: dict[str, np.ndarray] | None = None
         self._draws: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -58,6 +59,7 @@ class RankingEvaluation:
                 history = getattr(dataset, "raw_inter_feat", None)
                 history = history if history is not None else dataset.inter_feat
                 self._keys = user_item_keys(history[self.user_field], history[self.item_field], n_items)
+                check_negative_ratio(self._keys, n_items, self.neg_ratio, "eval_neg_ratio")
             users = dataset.inter_feat[self.user_field].cpu()
             order = torch.sort(users, stable=True).indices
             place = torch.empty_like(order)
@@ -100,7 +102,7 @@ class RankingEvaluation:
         order = np.argsort(np.concatenate(groups), kind="stable")  # by user: one layout from every loader
         self._last = {name: np.concatenate(parts)[order] for name, parts in
                       (("groups", groups), ("labels", labels), ("scores", scores), ("items", kept))}
-        return ranking_metrics(*scored_arrays(self._last))
+        return {name: round(value, self.decimals) for name, value in ranking_metrics(*scored_arrays(self._last)).items()}
 
     def _scores(self, interaction, candidates: torch.Tensor) -> torch.Tensor:
         """(B, C) logits: the plugin's models score all candidates at once; RecBole's pointwise
