@@ -249,3 +249,15 @@ def test_malformed_table_is_a_clear_error(tmp_path):
     path.write_text("size,N,test_ce_loss\nl2,98304,6.1\nl4,many,5.9\n")
     with pytest.raises(ConfigError, match=r"row 3: column 'N' holds 'many'"):
         write_report(path)
+
+
+def test_a_log_axis_within_one_decade_labels_only_2_and_5_times_a_power(tmp_path):
+    from recbole_lsrm.scaling.plots import figure
+
+    with figure(tmp_path / "sizes.png", "sizes", "N", "loss", xlog=True) as (_, ax):
+        ax.plot([3e3, 4e3, 6e3, 9e3], [6.1, 6.0, 5.9, 5.8], "o", label="points")
+        shown = ax
+    shown.figure.canvas.draw()
+    labels = [t.get_text() for t in shown.xaxis.get_minorticklabels() if t.get_text()]
+    assert labels and all(label.startswith(("$2", "$5")) for label in labels), labels
+    assert (tmp_path / "sizes.png").is_file()

@@ -29,6 +29,24 @@ def pyplot():
     return plt
 
 
+def _minor_label(x: float, _position=None) -> str:
+    """A minor tick's label on a log axis: only 2 and 5 times a power of ten (every one of
+    them overlaps its neighbours when the axis spans less than a decade)."""
+    if x <= 0:
+        return ""
+    exponent = math.floor(math.log10(x) + 1e-9)
+    mantissa = round(x / 10**exponent)
+    return f"${mantissa}\\times10^{{{exponent}}}$" if mantissa in (2, 5) else ""
+
+
+def set_log_x(ax) -> None:
+    """A log x axis whose minor tick labels cannot overlap."""
+    from matplotlib import ticker  # imported on use (start-up time)
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(ticker.FuncFormatter(_minor_label))
+
+
 @contextmanager
 def figure(path: Path, title: str, xlabel: str, ylabel: str, xlog: bool = False, size=(6, 4), legend: dict | None = None):
     """One figure: yields (pyplot, axes) to draw on, then labels it, adds the legend and saves it to ``path``."""
@@ -37,7 +55,7 @@ def figure(path: Path, title: str, xlabel: str, ylabel: str, xlog: bool = False,
     try:
         yield plt, ax
         if xlog:
-            ax.set_xscale("log")
+            set_log_x(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
