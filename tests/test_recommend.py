@@ -17,6 +17,7 @@ from recbole_lsrm.errors import CheckpointError, ConfigError
 from recbole_lsrm.pipeline import run
 from recbole_lsrm.recommend import export, export_run, load_run, recommend, user_histories
 from recbole_lsrm.recommend.export import EXPORT_FILES
+from recbole_lsrm.recommend.ranking import item_titles
 from recbole_lsrm.recommend.__main__ import main as recommend_main
 
 from conftest import TINY, cyclic_sequences, write_inter
@@ -189,6 +190,19 @@ def test_a_damaged_run_or_a_bad_device_is_named(lsrm_run, tmp_path, capsys, dama
     assert recommend_main([str(copy), "--users=u1", f"--device={device}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+
+
+def test_printed_recommendations_show_the_titles_of_the_item_file(lsrm_run, tmp_path, capsys):
+    trained = load_run(lsrm_run["run_dir"])
+    assert item_titles(trained) == {}  # the cyclic data has no .item file: ids alone
+    item_file = Path(trained.config["data_path"]) / "cyclic.item"
+    item_file.write_text("item_id:token\ttitle:token_seq\n" + "".join(f"i{i}\tFilm number {i}\n" for i in range(30)))
+    try:
+        assert recommend_main([lsrm_run["run_dir"], "--users=u1", "--k=3"]) == 0
+        shown = capsys.readouterr().out
+        assert "title" in shown.splitlines()[0] and "Film number" in shown
+    finally:
+        item_file.unlink()
 
 
 def test_the_command_line_writes_a_csv_and_names_bad_input(lsrm_run, tmp_path, capsys):

@@ -11,7 +11,7 @@ from recbole_lsrm.errors import ConfigError
 from recbole_lsrm.io import atomic_write
 from recbole_lsrm.recommend.export import export_run
 from recbole_lsrm.recommend.loading import load_run
-from recbole_lsrm.recommend.ranking import recommend
+from recbole_lsrm.recommend.ranking import item_titles, recommend
 from recbole_lsrm.tables import format_table
 
 
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
             print(f"wrote {args.out} ({len(table):,} rows)")
         else:
+            titles = item_titles(run)
+            if titles:  # the dataset names its items: show the name beside the id
+                table = table.assign(title=table["item"].map(titles).fillna(""))
             print(format_table(list(table.columns), table.itertuples(index=False), align="left"))
         return DONE
 

@@ -6,6 +6,7 @@ memory stays bounded for any catalogue; RecBole's models through their ``full_so
 
 from __future__ import annotations
 
+import os
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -176,3 +177,25 @@ def recommend(
         if torch.isfinite(score)
     ]
     return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+
+
+# Columns of a dataset's .item file that name an item for people, first found wins.
+TITLE_COLUMNS = ("title", "movie_title", "name", "item_name")
+
+
+def item_titles(run: TrainedRun) -> dict[str, str]:
+    """Raw item id -> its title, from the dataset's ``.item`` file where it has a title column
+    (ml-100k's ``movie_title``, ML-1M's ``title``); empty where there is none."""
+    config = run.config
+    path = os.path.join(config["data_path"], f"{config['dataset']}.item")
+    separator = config["field_separator"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = f.readline().rstrip("\n").split(separator)
+            names = [h.split(":", 1)[0] for h in header]
+            item = names.index(config["ITEM_ID_FIELD"])
+            title = next(names.index(c) for c in TITLE_COLUMNS if c in names)
+            rows = (line.rstrip("\n").split(separator) for line in f)
+            return {row[item]: row[title] for row in rows if len(row) > max(item, title)}
+    except (OSError, UnicodeDecodeError, ValueError, StopIteration):
+        return {}  # no .item file, no id or title column: ids alone
