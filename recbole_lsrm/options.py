@@ -178,10 +178,11 @@ def setting(config, key: str, default=None):
     return default if value is None else value
 
 
-def check_choice(key: str, value: Any, allowed: tuple[str, ...], also: str = "") -> None:
+def check_choice(key: str, value: Any, allowed: tuple[str, ...], kinds: frozenset[str] = frozenset()) -> None:
+    """``value`` must be one of ``allowed``; the message names the key's other ``kinds`` too."""
     given = value.lower() if key in CASE_FREE and isinstance(value, str) else value
     if given not in allowed:
-        raise ConfigError(f"{key} must be {also}one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{key} must be {_expected(kinds | {'str'}, False, allowed)}, got {value!r}")
 
 
 def check_options(values: Mapping[str, Any], properties_dir: Path) -> None:
@@ -192,8 +193,7 @@ def check_options(values: Mapping[str, Any], properties_dir: Path) -> None:
     for key, value in values.items():
         check_option(key, value, properties_dir)
         if key in CHOICES and isinstance(value, str):
-            kinds = schema(properties_dir).get(key, (frozenset(),))[0]
-            check_choice(key, value, CHOICES[key], "true, false or " if "bool" in kinds else "")
+            check_choice(key, value, CHOICES[key], schema(properties_dir).get(key, (frozenset(),))[0])
 
 
 # --- layer-wise adaptive dropout (paper III-B1) -------------------------------------------

@@ -8,7 +8,7 @@
 
 Elsewhere it stays fp32. ``bf16: True`` asks for bf16 and is refused where the hardware lacks
 it: without those units oneDNN emulates bf16 products, 2.3x slower than fp32 with plain AVX-512
-and about 50x slower with AVX2 (``benchmarks/README.md``), so a bf16 run there would only be slow.
+and about 500x slower with AVX2 (``benchmarks/bf16_products.py``), so a bf16 run there would only be slow.
 ``bf16: False`` is fp32 everywhere.
 
 Under bf16 the weights, their gradients and the optimizer's state stay fp32 (autocast casts a
@@ -100,7 +100,7 @@ def resolve(setting, device: torch.device | str, flags: frozenset[str] | None = 
         supported = unit is not None
         unit = f"this CPU's {unit}" if supported else None
         missing = ("this CPU has neither amx_bf16 nor avx512_bf16, so its bf16 products would be emulated "
-                   "(2.3x to 50x slower than fp32)")
+                   "(2.3x to 500x slower than fp32)")
     else:
         supported, unit, missing = False, None, f"bf16 is not used on {device.type} devices"
     if supported:

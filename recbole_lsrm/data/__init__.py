@@ -64,7 +64,8 @@ def create_dataset(config, model_class: type):
 
 
 def check_labels(config, data) -> None:
-    """A ranker needs both kinds of label: refuse data where none is 1 (or none is 0) before training."""
+    """A ranker learns to score label-1 interactions above its negatives: refuse data where no
+    label is 1 before training (there would be no best model to test)."""
     if config["objective"] != "ranking":
         return
     label = config["LABEL_FIELD"]

@@ -123,7 +123,6 @@ class LSRMTrainer(Trainer):
         self.group = config["process_group"] or ProcessGroup()
         self.is_main = self.group.is_main
         self.precision = config["precision"].for_model(is_plugin_model(model))
-        self.use_bf16 = self.precision.bf16
         if self.is_main:
             self.logger.info(set_color("precision", "blue") + f": {self.precision.describe()}")
         self.compile = config["compile"]
@@ -387,7 +386,7 @@ class LSRMTrainer(Trainer):
             record = {
                 "epoch": epoch,
                 "phase": state.phase,
-                "precision": "bf16" if self.use_bf16 else "fp32",
+                "precision": "bf16" if self.precision.bf16 else "fp32",
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "train_loss": train_loss,
                 "train_time_s": elapsed,
